@@ -1,0 +1,1 @@
+//! Tether's end-to-end suite: one test binary.

@@ -1,0 +1,1 @@
+//! Fixtures for Tether's end-to-end suite.
