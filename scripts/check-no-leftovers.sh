@@ -15,7 +15,7 @@ left=()
 for l in "${lines[@]}"; do
   [ -n "$l" ] || continue
   case "$l" in
-    *kube-apiserver*|*etcd*|*postgres*|*test-kubelet*|*idp.mjs*|*node*) left+=("$l") ;;
+    *kube-apiserver*|*etcd*|*postgres*|*test-kubelet*|*idp.mjs*|*node*|*tether-hub*|*tether-agent*) left+=("$l") ;;
   esac
 done
 # PostgreSQL children rename themselves ("postgres: checkpointer"): catch them by owner + parent dir.

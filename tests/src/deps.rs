@@ -148,8 +148,13 @@ pub fn repo_root() -> PathBuf {
 /// running test executable (`target/<profile>/deps/e2e-*`). Fails, naming it, if not built.
 pub fn workspace_bin(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().map_err(Error::io("locating the test executable"))?;
-    // target/debug/deps/e2e-HASH -> target/debug
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf);
+    // target/debug/deps/e2e-HASH -> target/debug; target/debug/tether-demo -> target/debug
+    let parent = exe.parent();
+    let profile_dir = match parent {
+        Some(p) if p.file_name().is_some_and(|n| n == "deps") => p.parent(),
+        other => other,
+    }
+    .map(Path::to_path_buf);
     let dir = profile_dir.unwrap_or_else(|| repo_root().join("target/debug"));
     let path = dir.join(name);
     if path.is_file() {

@@ -22,6 +22,8 @@ pub struct TestDir {
 struct Inner {
     path: PathBuf,
     logs: Mutex<Vec<PathBuf>>,
+    /// Never removed (a state directory the user chose, e.g. the demo's).
+    persistent: bool,
 }
 
 impl TestDir {
@@ -38,6 +40,24 @@ impl TestDir {
             inner: Arc::new(Inner {
                 path,
                 logs: Mutex::new(Vec::new()),
+                persistent: false,
+            }),
+        })
+    }
+
+    /// Uses `path` (created if missing) as a directory that is never removed: for state
+    /// that must outlive the process, such as `scripts/demo`'s state directory.
+    pub fn persistent(path: &Path) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(Error::io(format!("creating {}", path.display())))?;
+        let path = path
+            .canonicalize()
+            .map_err(Error::io(format!("resolving {}", path.display())))?;
+        set_mode(&path, 0o755)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                logs: Mutex::new(Vec::new()),
+                persistent: true,
             }),
         })
     }
@@ -65,6 +85,9 @@ impl TestDir {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.persistent {
+            return;
+        }
         let keep = std::env::var("TETHER_KEEP_TMP").is_ok_and(|v| v == "1");
         if std::thread::panicking() || keep {
             eprintln!("tether-e2e: kept test dir {}", self.path.display());

@@ -1,0 +1,225 @@
+//! `up` and `down`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rustix::process::{Pid, Signal, kill_process};
+use tether_e2e::{Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpOptions, TestDir, UpstreamIdp};
+
+use crate::env::{EnvFile, var_name};
+
+/// RBAC every demo spoke gets: the IdP's groups bound to built-in roles.
+const SPOKE_RBAC: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: tether-demo-k8s-admins}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: k8s-admins}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: tether-demo-k8s-viewers}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: k8s-viewers}]
+"#;
+
+/// How long `down` waits for `up` to stop its parts before killing it.
+const DOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything `up` started; dropping it stops every process.
+struct Running {
+    _hub: Hub,
+    _idp: UpstreamIdp,
+    _spokes: Vec<Cluster>,
+    _hub_cluster: Cluster,
+    _etcd: Etcd,
+}
+
+/// Removes the pid file (and the env file) when `up` ends, however it ends.
+struct PidFile {
+    pid: PathBuf,
+    env: PathBuf,
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.env);
+        let _ = std::fs::remove_file(&self.pid);
+    }
+}
+
+/// Starts the demo and waits for SIGINT/SIGTERM.
+pub async fn up(state_dir: &Path, spokes: u8) -> anyhow::Result<()> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let state_dir = state_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", state_dir.display()))?;
+    let pid_path = state_dir.join("demo.pid");
+    if let Some(pid) = running_pid(&pid_path) {
+        bail!(
+            "a demo is already running from {} (pid {pid}); stop it with `scripts/demo down --state-dir {}`",
+            state_dir.display(),
+            state_dir.display()
+        );
+    }
+    let env_path = state_dir.join("env");
+    let _ = std::fs::remove_file(&env_path);
+    std::fs::write(&pid_path, std::process::id().to_string())
+        .with_context(|| format!("writing {}", pid_path.display()))?;
+    let _pid_file = PidFile {
+        pid: pid_path,
+        env: env_path.clone(),
+    };
+
+    // Listen for signals before starting anything: every part runs in its own process
+    // group, so a Ctrl-C must reach this process and be turned into an orderly stop.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let stop = async move {
+        tokio::select! {
+            _ = sigterm.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    tokio::pin!(stop);
+
+    let started = Instant::now();
+    let running = tokio::select! {
+        r = start(&state_dir, spokes) => r?,
+        () = &mut stop => {
+            println!("interrupted while starting; stopping what was started");
+            return Ok(());
+        }
+    };
+    let (running, env) = running;
+    env.write(&env_path)
+        .with_context(|| format!("writing {}", env_path.display()))?;
+    println!(
+        "\nready in {}s. Shell variables: {}\n  source {}\nStop with: scripts/demo down --state-dir {}",
+        started.elapsed().as_secs(),
+        env_path.display(),
+        env_path.display(),
+        state_dir.display()
+    );
+    stop.await;
+    println!("stopping");
+    drop(running);
+    Ok(())
+}
+
+async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile)> {
+    let run_dir = state_dir.join("run");
+    if run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("removing the previous run in {}", run_dir.display()))?;
+    }
+    let dir = TestDir::persistent(&run_dir)?;
+    let bin_dir = tether_e2e::workspace_bin("tether-hub")?
+        .parent()
+        .map(Path::to_path_buf)
+        .context("locating the binaries")?;
+
+    step("etcd");
+    let etcd = Etcd::start(&dir).await?;
+    step("hub cluster (kube-apiserver)");
+    let hub_cluster = Cluster::start(&dir, ClusterOptions::new("hub").etcd(&etcd)).await?;
+    let mut spoke_clusters = Vec::new();
+    for i in 1..=spokes {
+        let name = format!("spoke-{i}");
+        step(&format!("{name} (kube-apiserver + test node)"));
+        let spoke =
+            Cluster::start(&dir, ClusterOptions::new(&name).etcd(&etcd).with_test_node()).await?;
+        spoke.apply_yaml(SPOKE_RBAC).await?;
+        spoke_clusters.push(spoke);
+    }
+    step("upstream IdP (alice, bob, carol)");
+    let idp = UpstreamIdp::start(&dir, IdpOptions::new()).await?;
+    step("tether-hub (dev mode, SQLite)");
+    let hub = Hub::start(&dir, HubOptions::dev("tether-hub")).await?;
+
+    let mut env = EnvFile::default();
+    env.set("TETHER_STATE_DIR", state_dir.display().to_string());
+    env.set("TETHER_BIN_DIR", bin_dir.display().to_string());
+    env.set("TETHER_HUB_URL", hub.url());
+    env.set("TETHER_HUB_CA", hub.ca_file().display().to_string());
+    env.set("TETHER_HUB_METRICS_URL", hub.metrics_url());
+    env.set("TETHER_IDP_URL", idp.issuer());
+    env.set("HUB_ADMIN_KUBECONFIG", hub_cluster.admin_kubeconfig().display().to_string());
+    let names: Vec<&str> = spoke_clusters.iter().map(Cluster::name).collect();
+    env.set("TETHER_SPOKES", names.join(" "));
+    for spoke in &spoke_clusters {
+        let var = var_name(spoke.name());
+        env.set(
+            &format!("SPOKE_{var}_ADMIN_KUBECONFIG"),
+            spoke.admin_kubeconfig().display().to_string(),
+        );
+        if let Some(pod) = spoke.test_pod() {
+            env.set(&format!("SPOKE_{var}_TEST_POD"), pod);
+        }
+    }
+
+    println!("\nTether demo");
+    println!("  hub:        {}  (CA {})", hub.url(), hub.ca_file().display());
+    println!("  discovery:  {}/.well-known/openid-configuration", hub.url());
+    println!("  metrics:    {}", hub.metrics_url());
+    println!("  IdP:        {}  (alice/alice-pass, bob/bob-pass, carol/carol-pass)", idp.issuer());
+    println!("  hub cluster: kubectl --kubeconfig {} get ns", hub_cluster.admin_kubeconfig().display());
+    for spoke in &spoke_clusters {
+        println!(
+            "  {}:    kubectl --kubeconfig {} exec -n {} -- echo hello",
+            spoke.name(),
+            spoke.admin_kubeconfig().display(),
+            spoke.test_pod().unwrap_or_default().replace('/', " ")
+        );
+    }
+    println!("  logs:       {}", run_dir.display());
+
+    Ok((
+        Running {
+            _hub: hub,
+            _idp: idp,
+            _spokes: spoke_clusters,
+            _hub_cluster: hub_cluster,
+            _etcd: etcd,
+        },
+        env,
+    ))
+}
+
+fn step(what: &str) {
+    println!("starting {what}");
+}
+
+/// Stops the demo running from `state_dir`.
+pub fn down(state_dir: &Path) -> anyhow::Result<()> {
+    let pid_path = state_dir.join("demo.pid");
+    let Some(pid) = running_pid(&pid_path) else {
+        println!("no demo is running from {}", state_dir.display());
+        return Ok(());
+    };
+    let target = Pid::from_raw(pid).context("invalid pid in the pid file")?;
+    kill_process(target, Signal::TERM).with_context(|| format!("signalling pid {pid}"))?;
+    let deadline = Instant::now() + DOWN_TIMEOUT;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            println!("demo stopped");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = kill_process(target, Signal::KILL);
+    bail!("the demo (pid {pid}) did not stop within {DOWN_TIMEOUT:?}; killed it: run `scripts/check-no-leftovers.sh --kill` to stop its parts")
+}
+
+/// The pid in `pid_file` if that process is a live `tether-demo`.
+fn running_pid(pid_file: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
+    alive(pid).then_some(pid)
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("tether-demo"))
+}
