@@ -2,6 +2,16 @@
 //!
 //! Modules:
 //! - [`secret`]: secrets with redacted `Debug` and constant-time comparison.
+//! - [`time`]: [`time::UnixTime`] and the injectable [`time::Clock`]; nothing else reads the
+//!   wall clock.
+//! - [`token`]: JWTs on `ring` — signing keys, JWK/JWKS, cluster-token claims, compact JWS,
+//!   the [`token::Verifier`] and its [`token::VerifyError`], and the [`token::VerifiedCache`].
+//!
+//! Each module has its own error type ([`token::KeyError`], [`token::JwkError`],
+//! [`token::VerifyError`]); there is no crate-wide error.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod secret;
+pub mod time;
+pub mod token;
