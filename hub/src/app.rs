@@ -1,0 +1,437 @@
+//! Wiring of `tether-hub serve`: configuration, listeners, TLS, store, keys, servers.
+//!
+//! [`Prepared::new`] resolves the configuration and binds the listeners (dev mode binds
+//! first so the issuer can carry the real port); [`Prepared::serve`] then runs until the
+//! shutdown future completes. Both are usable in-process by integration tests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tether_common::time::SystemClock;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError, DEV_CONFIG_FILE, DevOptions, Overrides};
+use crate::http::{self, AppState, Probe, ProbeResult, PublishedJwks};
+use crate::keys::{Kek, KeyError, KeyManager, KeyState};
+use crate::store::{Store, StoreError};
+use crate::tls::{ServerTls, TlsError};
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A YAML file.
+    File(PathBuf),
+    /// `--dev`: no file; everything lives in this data directory.
+    Dev {
+        /// Holds `hub.db`, `kek`, `ca.crt`, `ca.key`, `server.crt`, `server.key`.
+        data_dir: PathBuf,
+    },
+}
+
+/// Why the hub could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The configuration is unusable (exit code 64).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate could not be loaded or generated.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The store could not be opened or migrated.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The signing keys or the KEK could not be loaded.
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+}
+
+impl AppError {
+    /// Whether the error is the operator's configuration (exit 64) rather than a failure.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Self::Config(_))
+    }
+}
+
+/// A resolved configuration with its listeners bound.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The effective configuration (overrides applied, dev mode resolved).
+    pub config: Config,
+    /// The bound HTTPS listener.
+    pub listener: TcpListener,
+    /// The bound metrics listener.
+    pub metrics_listener: TcpListener,
+    /// Dev mode's data directory.
+    pub dev_data_dir: Option<PathBuf>,
+}
+
+impl Prepared {
+    /// Loads the configuration and binds both listeners.
+    ///
+    /// In dev mode the data directory is created (0700), the KEK generated if missing,
+    /// and the issuer follows the bound port (so `--listen 127.0.0.1:0` works).
+    pub async fn new(source: &ConfigSource, overrides: &Overrides) -> Result<Self, AppError> {
+        match source {
+            ConfigSource::File(path) => {
+                let mut config = Config::load(path)?;
+                config.apply_overrides(overrides)?;
+                let listener = bind(config.listen).await?;
+                let metrics_listener = bind(config.metrics.listen).await?;
+                Ok(Self {
+                    config,
+                    listener,
+                    metrics_listener,
+                    dev_data_dir: None,
+                })
+            }
+            ConfigSource::Dev { data_dir } => {
+                create_private_dir(data_dir)?;
+                let listener = bind(overrides.listen.unwrap_or(DevOptions::DEFAULT_LISTEN)).await?;
+                let metrics_listener = bind(
+                    overrides
+                        .metrics_listen
+                        .unwrap_or(DevOptions::DEFAULT_METRICS_LISTEN),
+                )
+                .await?;
+                let options = DevOptions {
+                    data_dir: data_dir.clone(),
+                    listen: local_addr(&listener)?,
+                    metrics_listen: local_addr(&metrics_listener)?,
+                };
+                let (config, text) = Config::dev_with_text(&options)?;
+                ensure_dev_kek(&options.kek_file())?;
+                write_private_file(&data_dir.join(DEV_CONFIG_FILE), &text)?;
+                Ok(Self {
+                    config,
+                    listener,
+                    metrics_listener,
+                    dev_data_dir: Some(data_dir.clone()),
+                })
+            }
+        }
+    }
+
+    /// Runs the hub until `shutdown` completes: HTTPS and metrics servers first (ready
+    /// answers 503 meanwhile), then the store and the key manager.
+    pub async fn serve(
+        self,
+        prometheus: PrometheusHandle,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let Self {
+            config,
+            listener,
+            metrics_listener,
+            dev_data_dir,
+        } = self;
+        let tls = ServerTls::from_config(&config.tls, &config.issuer)?;
+        let addr = local_addr(&listener)?;
+        let metrics_addr = local_addr(&metrics_listener)?;
+        announce(&config, addr, metrics_addr, &tls, dev_data_dir.as_deref());
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move |mut rx: watch::Receiver<bool>| async move {
+            // An error means the sender is gone: stop as well.
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let (jwks_tx, jwks_rx) = watch::channel(None);
+        let store_probe = Arc::new(StoreProbe::default());
+        let state = AppState::new(
+            config.issuer.clone(),
+            config.keys.algorithm.as_str(),
+            jwks_rx,
+            config.keys.jwks_max_age(),
+            store_probe.clone(),
+        );
+        let https = tokio::spawn(http::server::serve_https(
+            listener,
+            tls.config,
+            http::router(state),
+            stopped(stop_rx.clone()),
+        ));
+        let metrics = tokio::spawn(http::server::serve_http(
+            metrics_listener,
+            http::metrics::router(prometheus),
+            stopped(stop_rx.clone()),
+        ));
+
+        let trigger = tokio::spawn(shutdown_trigger(shutdown, stop_tx.clone()));
+        let outcome = tokio::select! {
+            started = start_backends(&config, &store_probe, jwks_tx) => started.map(Some),
+            () = stopped(stop_rx.clone()) => Ok(None),
+        };
+        if let Ok(Some(_)) = &outcome {
+            tracing::info!("hub ready");
+            stopped(stop_rx).await;
+        }
+        trigger.abort();
+        let outcome = outcome.map(|backends| backends.map(Backends::stop));
+        let _ = stop_tx.send(true);
+        if let Err(err) = https.await {
+            tracing::error!(error = %err, "HTTPS server task failed");
+        }
+        match metrics.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "metrics server failed"),
+            Err(err) => tracing::error!(error = %err, "metrics server task failed"),
+        }
+        if let Some(store) = store_probe.store.get() {
+            store.close().await;
+        }
+        tracing::info!("hub stopped");
+        outcome.map(drop)
+    }
+}
+
+/// Completes `shutdown`, then asks every server to stop.
+async fn shutdown_trigger(shutdown: impl Future<Output = ()>, stop: watch::Sender<bool>) {
+    shutdown.await;
+    let _ = stop.send(true);
+}
+
+/// The running store and key manager, kept alive while the hub serves.
+#[derive(Debug)]
+pub struct Backends {
+    /// The store.
+    pub store: Store,
+    /// The key manager (its refresh loop stops when the last clone is dropped).
+    pub keys: KeyManager,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Backends {
+    /// Stops the background tasks.
+    fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Connects the store (running migrations), starts the key manager and publishes its
+/// key sets to the JWKS handler.
+async fn start_backends(
+    config: &Config,
+    store_probe: &StoreProbe,
+    jwks_tx: watch::Sender<Option<Arc<PublishedJwks>>>,
+) -> Result<Backends, AppError> {
+    let store = Store::connect(&config.storage).await?;
+    tracing::info!(backend = %store.backend(), "storage connected");
+    let _ = store_probe.store.set(store.clone());
+    let (keys, refresh) =
+        KeyManager::spawn(store.clone(), config.keys.clone(), Arc::new(SystemClock)).await?;
+    let forward = forward_jwks(keys.subscribe(), jwks_tx, |state: &Arc<KeyState>| {
+        serde_json::to_vec(state.jwks.as_ref())
+    });
+    Ok(Backends {
+        store,
+        keys,
+        tasks: vec![refresh, forward],
+    })
+}
+
+/// Forwards every value of `source` to `sink` as a serialized JWKS, until either side closes.
+pub fn forward_jwks<T, F>(
+    mut source: watch::Receiver<T>,
+    sink: watch::Sender<Option<Arc<PublishedJwks>>>,
+    to_json: F,
+) -> JoinHandle<()>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> Result<Vec<u8>, serde_json::Error> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let published = match to_json(&source.borrow_and_update()) {
+                Ok(body) => Some(Arc::new(PublishedJwks { body: body.into() })),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot serialize the JWKS; keeping the previous one");
+                    None
+                }
+            };
+            if let Some(published) = published {
+                sink.send_replace(Some(published));
+            }
+            tokio::select! {
+                changed = source.changed() => if changed.is_err() { break },
+                () = sink.closed() => break,
+            }
+        }
+    })
+}
+
+/// Readiness of the store: not ready until connected, then a ping.
+#[derive(Debug, Default)]
+struct StoreProbe {
+    store: OnceLock<Store>,
+}
+
+impl Probe for StoreProbe {
+    fn check(&self) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + '_>> {
+        Box::pin(async move {
+            let store = self
+                .store
+                .get()
+                .ok_or_else(|| "not connected yet".to_owned())?;
+            store.ping().await.map_err(|err| err.to_string())
+        })
+    }
+}
+
+/// Logs where everything is, and in dev mode how to reach it.
+fn announce(
+    config: &Config,
+    addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    tls: &ServerTls,
+    dev_data_dir: Option<&Path>,
+) {
+    tracing::info!(issuer = %config.issuer, %addr, "serving HTTPS");
+    tracing::info!("metrics on http://{metrics_addr}{}", http::metrics::METRICS);
+    if let Some(dir) = dev_data_dir {
+        tracing::warn!(data_dir = %dir.display(), "DEV MODE: self-signed TLS, local SQLite, local KEK; not for production");
+    }
+    if let Some(ca) = &tls.ca_cert_file {
+        tracing::info!(
+            "TLS CA certificate: {} (e.g. curl --cacert {} {})",
+            ca.display(),
+            ca.display(),
+            config.issuer.endpoint(crate::oidc::routes::DISCOVERY)
+        );
+    }
+    if config.upstream.is_none() {
+        tracing::warn!(
+            "upstream IdP not configured: login is disabled; set `upstream` in the config"
+        );
+    }
+}
+
+/// Binds a TCP listener.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })
+}
+
+/// The address a listener is bound to.
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, AppError> {
+    listener.local_addr().map_err(|source| AppError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+/// Creates the dev data directory with mode 0700.
+fn create_private_dir(dir: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::DirBuilderExt;
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|err| ConfigError::DevDir {
+            path: dir.to_owned(),
+            reason: err.to_string(),
+        })
+}
+
+/// Writes `text` to `path` with mode 0600 (replacing it).
+fn write_private_file(path: &Path, text: &str) -> Result<(), ConfigError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(|err| ConfigError::DevDir {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })
+}
+
+/// Generates the dev KEK (mode 0600) unless it exists.
+fn ensure_dev_kek(path: &Path) -> Result<(), AppError> {
+    Kek::load_or_generate_file(path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev_overrides() -> Overrides {
+        Overrides {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        }
+    }
+
+    #[tokio::test]
+    async fn dev_mode_creates_then_reuses_kek_and_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = ConfigSource::Dev {
+            data_dir: dir.path().join("hub-dev"),
+        };
+        let first = Prepared::new(&source, &dev_overrides()).await.unwrap();
+        let port = first.listener.local_addr().unwrap().port();
+        assert_eq!(
+            first.config.issuer.as_str(),
+            format!("https://127.0.0.1:{port}")
+        );
+        let tls = ServerTls::from_config(&first.config.tls, &first.config.issuer).unwrap();
+        let ca_file = tls.ca_cert_file.unwrap();
+        assert_eq!(
+            ca_file,
+            dir.path().join("hub-dev").join(crate::tls::CA_CERT_FILE)
+        );
+        let ca = std::fs::read(&ca_file).unwrap();
+        let kek = std::fs::read(dir.path().join("hub-dev").join("kek")).unwrap();
+        drop(first);
+
+        let second = Prepared::new(&source, &dev_overrides()).await.unwrap();
+        let tls = ServerTls::from_config(&second.config.tls, &second.config.issuer).unwrap();
+        assert_eq!(std::fs::read(tls.ca_cert_file.unwrap()).unwrap(), ca);
+        assert_eq!(
+            std::fs::read(dir.path().join("hub-dev").join("kek")).unwrap(),
+            kek
+        );
+    }
+
+    #[tokio::test]
+    async fn forward_jwks_publishes_every_change() {
+        let (source_tx, source_rx) = watch::channel(1_u32);
+        let (sink_tx, mut sink_rx) = watch::channel(None);
+        let task = forward_jwks(source_rx, sink_tx, |n| {
+            serde_json::to_vec(&serde_json::json!({ "n": n }))
+        });
+        sink_rx.wait_for(Option::is_some).await.unwrap();
+        source_tx.send_replace(2);
+        let published = sink_rx
+            .wait_for(|p| p.as_ref().is_some_and(|p| p.body.as_ref() == br#"{"n":2}"#))
+            .await
+            .unwrap()
+            .clone();
+        assert!(published.is_some());
+        drop(source_tx);
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,131 @@
+//! The smaller configuration sections owned by the HTTP, TLS and telemetry code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::HumanDuration;
+
+/// `tls`: either PEM files or a self-signed CA and certificate kept in a directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Generate (once) a CA and a server certificate in `self_signed_dir`.
+    #[serde(default)]
+    pub self_signed: bool,
+    /// Where `self_signed` keeps `ca.crt`, `ca.key`, `server.crt`, `server.key`.
+    #[serde(default)]
+    pub self_signed_dir: Option<PathBuf>,
+}
+
+/// `metrics`: the Prometheus listener, plain HTTP on its own port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `/metrics` is served.
+    pub listen: SocketAddr,
+}
+
+/// `tokens`: lifetimes of minted tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Lifetime of a cluster token (default `60s`).
+    #[serde(default = "TokensConfig::default_cluster_token_lifetime")]
+    pub cluster_token_lifetime: HumanDuration,
+}
+
+impl TokensConfig {
+    fn default_cluster_token_lifetime() -> HumanDuration {
+        HumanDuration::from_secs(60)
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            cluster_token_lifetime: Self::default_cluster_token_lifetime(),
+        }
+    }
+}
+
+/// `upstream`: the enterprise IdP the hub logs users in with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The IdP's issuer URL (discovery is fetched from it).
+    pub issuer: Url,
+    /// The hub's client id at the IdP.
+    pub client_id: String,
+    /// A file holding the client secret (mounted from a Secret); absent for public clients.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes requested at login.
+    #[serde(default = "UpstreamConfig::default_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim that carries the user's groups.
+    #[serde(default = "UpstreamConfig::default_groups_claim")]
+    pub groups_claim: String,
+}
+
+impl UpstreamConfig {
+    fn default_scopes() -> Vec<String> {
+        ["openid", "profile", "email", "groups"]
+            .map(str::to_owned)
+            .to_vec()
+    }
+
+    fn default_groups_claim() -> String {
+        "groups".to_owned()
+    }
+}
+
+/// `telemetry`: logs and traces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector (`http://otel-collector:4317`); absent disables trace export.
+    #[serde(default)]
+    pub otlp_endpoint: Option<Url>,
+    /// `text` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,tether_hub=debug`.
+    #[serde(default = "TelemetryConfig::default_log_level")]
+    pub log_level: String,
+}
+
+impl TelemetryConfig {
+    fn default_log_level() -> String {
+        "info".to_owned()
+    }
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            log_format: LogFormat::default(),
+            log_level: Self::default_log_level(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
