@@ -7,4 +7,5 @@
 // Test code: a failed expectation should panic (which also keeps the test dir for debugging).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod hub;
 mod smoke;

@@ -1,6 +1,6 @@
 //! Key-lifecycle conformance cases: each takes a FRESH, migrated [`Store`] and panics on
-//! failure. The hub's unit tests run [`CASES`] on SQLite (file and memory) and, with
-//! `TETHER_TEST_POSTGRES_URL`, on PostgreSQL; the e2e harness runs them on its PostgreSQL.
+//! failure. The hub's unit tests run [`CASES`] on SQLite (file and memory); the e2e suite
+//! runs them on a throwaway PostgreSQL (`tests/e2e/hub/store.rs`).
 
 // A test suite: panicking on an unexpected error is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,6 +1,6 @@
 //! The storage conformance suite: every case runs against SQLite (file and memory) in the
-//! hub's unit tests and against PostgreSQL when `TETHER_TEST_POSTGRES_URL` is set; the e2e
-//! harness runs [`CASES`] against its own throwaway PostgreSQL.
+//! hub's unit tests, and against a throwaway PostgreSQL in the e2e suite
+//! (`tests/e2e/hub/store.rs`).
 //!
 //! Each case takes a FRESH, migrated [`Store`] (an empty database) and panics on failure.
 //! [`postgres_fresh_store`] makes one on a PostgreSQL server (a new database per call).
@@ -39,7 +39,7 @@ cases!(
     audit_refuses_tokens,
 );
 
-/// Connects to `TETHER_TEST_POSTGRES_URL`-style `admin_url`, creates a uniquely named
+/// Connects to the PostgreSQL admin URL `admin_url`, creates a uniquely named
 /// database and returns a migrated store on it. The database is left for the throwaway
 /// server to take with it.
 pub async fn postgres_fresh_store(admin_url: &str) -> Store {
