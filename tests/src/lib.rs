@@ -38,7 +38,7 @@ pub use etcd::Etcd;
 pub use hub::{Hub, HubOptions};
 pub use idp::{IdpClient, IdpOptions, IdpTokens, UpstreamIdp};
 pub use kubelet::TestNode;
-pub use login::{Pkce, form_login, jwt_claims};
+pub use login::{Pkce, form_login, form_login_via, jwt_claims};
 pub use node::NodeScript;
 pub use pki::{Ca, IssuedCert, SigningKeyPair};
 pub use ports::{ensure_port_free, free_port};

@@ -71,9 +71,21 @@ pub async fn form_login(
     password: &str,
     redirect_uri_prefix: &str,
 ) -> Result<Url> {
+    form_login_via(&plain_client()?, start_url, username, password, redirect_uri_prefix).await
+}
+
+/// [`form_login`] with a given HTTP client, e.g. one that trusts the hub's CA
+/// ([`crate::Hub::http`]) when the login starts at the hub.
+pub async fn form_login_via(
+    http: &reqwest::Client,
+    start_url: &str,
+    username: &str,
+    password: &str,
+    redirect_uri_prefix: &str,
+) -> Result<Url> {
     tokio::time::timeout(
         LOGIN_TIMEOUT,
-        login_inner(start_url, username, password, redirect_uri_prefix),
+        login_inner(http, start_url, username, password, redirect_uri_prefix),
     )
     .await
     .map_err(|_| {
@@ -83,8 +95,13 @@ pub async fn form_login(
     })?
 }
 
-async fn login_inner(start_url: &str, username: &str, password: &str, prefix: &str) -> Result<Url> {
-    let http = plain_client()?;
+async fn login_inner(
+    http: &reqwest::Client,
+    start_url: &str,
+    username: &str,
+    password: &str,
+    prefix: &str,
+) -> Result<Url> {
     let mut jar = Jar::default();
     let mut url = Url::parse(start_url)
         .map_err(|e| Error::Failed(format!("bad start URL {start_url}: {e}")))?;
