@@ -5,4 +5,5 @@ mod config;
 mod discovery;
 mod keys;
 mod store;
-mod support;
+pub(crate) mod support;
+mod upstream;
