@@ -23,6 +23,8 @@ pub const KEK_LEN: usize = 32;
 const FORBIDDEN_MODE_BITS: u32 = 0o077;
 /// Domain separation for the associated data.
 const AAD_PREFIX: &[u8] = b"tether-hub signing key v1\0";
+/// Domain separation for [`Kek::seal_bound`] (other secrets at rest, e.g. upstream grants).
+const BOUND_AAD_PREFIX: &[u8] = b"tether-hub sealed v1\0";
 
 /// The key-encryption key. `Debug` never shows it.
 pub struct Kek {
@@ -150,6 +152,68 @@ impl Kek {
     }
 }
 
+impl Kek {
+    /// Encrypts `plaintext` bound to (`purpose`, `binding`), e.g. (`session.upstream_grant`,
+    /// the session id): returns (ciphertext || tag, nonce). The associated data is distinct
+    /// from the signing keys', so neither kind of ciphertext opens as the other.
+    pub fn seal_bound(
+        &self,
+        purpose: &str,
+        binding: &str,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| KeyError::Random)?;
+        let mut buffer = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(bound_aad(purpose, binding)),
+                &mut buffer,
+            )
+            .map_err(|_| KeyError::Crypto)?;
+        Ok((buffer, nonce.to_vec()))
+    }
+
+    /// Decrypts what [`Kek::seal_bound`] sealed for the same (`purpose`, `binding`). Fails
+    /// (without detail; `kid` names the binding) on a wrong KEK, a tampered ciphertext or one
+    /// that belongs to another binding.
+    pub fn open_bound(
+        &self,
+        purpose: &str,
+        binding: &str,
+        ciphertext: &[u8],
+        nonce: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let undecryptable = || KeyError::Decrypt {
+            kid: format!("{purpose}:{binding}"),
+        };
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| undecryptable())?;
+        let mut buffer = Zeroizing::new(ciphertext.to_vec());
+        let plaintext_len = self
+            .key
+            .open_in_place(
+                nonce,
+                Aad::from(bound_aad(purpose, binding)),
+                buffer.as_mut_slice(),
+            )
+            .map_err(|_| undecryptable())?
+            .len();
+        buffer.truncate(plaintext_len);
+        Ok(buffer)
+    }
+}
+
+/// A second handle on the same key (for a service other than the key manager).
+impl Clone for Kek {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            rng: SystemRandom::new(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Kek(<redacted>)")
@@ -163,6 +227,16 @@ fn aad(kid: &str, alg: &str) -> Vec<u8> {
     aad.extend_from_slice(kid.as_bytes());
     aad.push(0);
     aad.extend_from_slice(alg.as_bytes());
+    aad
+}
+
+/// `bound prefix || purpose || 0 || binding`.
+fn bound_aad(purpose: &str, binding: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(BOUND_AAD_PREFIX.len() + purpose.len() + 1 + binding.len());
+    aad.extend_from_slice(BOUND_AAD_PREFIX);
+    aad.extend_from_slice(purpose.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(binding.as_bytes());
     aad
 }
 

@@ -37,6 +37,17 @@ cases!(
     concurrent_compare_and_set_exactly_once,
     audit_roundtrip,
     audit_refuses_tokens,
+    session_create_and_get,
+    code_single_use_and_reuse_revokes,
+    code_checks_client_redirect_and_pkce,
+    refresh_rotates_and_reuse_revokes,
+    refresh_concurrent_exactly_one,
+    session_idle_and_absolute_expiry,
+    login_single_use_and_expiry,
+    revocation_identity_update_and_purge,
+    clusters_add_get_list_remove,
+    upstream_grant_encrypted_at_rest,
+    only_hashes_stored,
 );
 
 /// Connects to the PostgreSQL admin URL `admin_url`, creates a uniquely named
@@ -335,4 +346,652 @@ pub async fn audit_refuses_tokens(store: Store) {
         AuditRecord::new(1, "x", "a", AuditOutcome::Failure).with_reason(format!("bad {token}"));
     assert!(store.append_audit(&in_reason).await.is_err());
     assert!(store.recent_audit(None, 10).await.unwrap().is_empty());
+}
+
+// ----- sessions, codes, refresh tokens, logins, clusters -----
+
+const S0: i64 = 1_700_000_000;
+
+fn at(secs: i64) -> tether_common::time::UnixTime {
+    tether_common::time::UnixTime::from_secs(S0 + secs)
+}
+
+/// A session service over `store` with the default lifetimes and a fixed test KEK.
+pub fn sample_sessions(store: &Store) -> crate::sessions::Sessions {
+    let kek = crate::keys::Kek::from_bytes(&[0x42; 32]).unwrap();
+    crate::sessions::Sessions::new(
+        store.clone(),
+        kek,
+        crate::sessions::SessionsConfig::default(),
+    )
+}
+
+fn alice() -> crate::sessions::SessionIdentity {
+    crate::sessions::SessionIdentity {
+        subject: "00u-alice".to_owned(),
+        username: "alice@example.com".to_owned(),
+        groups: vec!["k8s-admins".to_owned(), "k8s-dev".to_owned()],
+    }
+}
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const GRANT: &[u8] = br#"{"access_token":"upstream-access-PLAINTEXT-marker"}"#;
+
+/// A session with a code issued for client `app` and `https://app.example/cb`.
+async fn session_with_code(
+    sessions: &crate::sessions::Sessions,
+) -> (crate::sessions::Session, tether_common::secret::Secret) {
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let challenge = crate::sessions::s256_challenge(VERIFIER);
+    let code = sessions
+        .issue_code(
+            &session,
+            "app",
+            "https://app.example/cb",
+            &challenge,
+            Some("n-0S6_WzA2Mj"),
+            "openid profile",
+            at(1),
+        )
+        .await
+        .unwrap();
+    (session, code)
+}
+
+fn is_invalid_grant(result: &Result<impl std::fmt::Debug, crate::sessions::SessionError>) -> bool {
+    matches!(result, Err(crate::sessions::SessionError::InvalidGrant(_)))
+}
+
+/// A created session reads back with every field; an unknown id is `NotFound`.
+pub async fn session_create_and_get(store: Store) {
+    use crate::sessions::{SessionError, SessionId};
+    let sessions = sample_sessions(&store);
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    assert!(
+        session.id.as_str().len() >= 22,
+        "128-bit id: {}",
+        session.id
+    );
+    assert_eq!(session.subject, "00u-alice");
+    assert_eq!(session.groups, ["k8s-admins", "k8s-dev"]);
+    assert_eq!(session.created_at, at(0));
+    assert_eq!(session.absolute_expires_at, at(12 * 3600));
+    let read = sessions.session(&session.id, at(10)).await.unwrap();
+    assert_eq!(read, session);
+    assert!(matches!(
+        sessions.session(&SessionId::new("nope"), at(10)).await,
+        Err(SessionError::NotFound)
+    ));
+    let other = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    assert_ne!(other.id, session.id);
+    let created = store
+        .recent_audit(Some(crate::sessions::audit_kind::SESSION_CREATED), 10)
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 2);
+    assert_eq!(
+        created[0].record.subject.as_deref(),
+        Some(other.id.as_str())
+    );
+}
+
+/// A code redeems once; presenting it again revokes the session and is audited.
+pub async fn code_single_use_and_reuse_revokes(store: Store) {
+    use crate::sessions::SessionError;
+    let sessions = sample_sessions(&store);
+    let (session, code) = session_with_code(&sessions).await;
+    let (redeemed, grant) = sessions
+        .redeem_code(&code, "app", "https://app.example/cb", VERIFIER, at(5))
+        .await
+        .unwrap();
+    assert_eq!(redeemed.id, session.id);
+    assert_eq!(redeemed.last_used_at, at(5));
+    assert_eq!(grant.nonce.as_deref(), Some("n-0S6_WzA2Mj"));
+    assert_eq!(grant.scope, "openid profile");
+    let refresh = sessions
+        .issue_refresh(&redeemed, "app", at(5))
+        .await
+        .unwrap();
+
+    let again = sessions
+        .redeem_code(&code, "app", "https://app.example/cb", VERIFIER, at(6))
+        .await;
+    assert!(is_invalid_grant(&again), "{again:?}");
+    assert!(matches!(
+        sessions.session(&session.id, at(7)).await,
+        Err(SessionError::Revoked)
+    ));
+    let refreshed = sessions.refresh(&refresh, "app", at(8)).await;
+    assert!(
+        is_invalid_grant(&refreshed),
+        "tokens of a revoked session are dead"
+    );
+    let reuse = store
+        .recent_audit(Some(crate::sessions::audit_kind::CODE_REUSE), 10)
+        .await
+        .unwrap();
+    assert_eq!(reuse.len(), 1);
+    assert_eq!(
+        reuse[0].record.subject.as_deref(),
+        Some(session.id.as_str())
+    );
+    assert_eq!(reuse[0].record.outcome, AuditOutcome::Denied);
+
+    let unknown = tether_common::secret::Secret::new("not-a-code");
+    assert!(is_invalid_grant(
+        &sessions
+            .redeem_code(&unknown, "app", "https://app.example/cb", VERIFIER, at(9))
+            .await
+    ));
+}
+
+/// Wrong client, wrong redirect URI, wrong or malformed verifier, expiry: all
+/// `invalid_grant`, and each attempt spends the code.
+pub async fn code_checks_client_redirect_and_pkce(store: Store) {
+    let sessions = sample_sessions(&store);
+    let cases: [(&str, &str, &str, i64); 5] = [
+        ("other", "https://app.example/cb", VERIFIER, 5),
+        ("app", "https://app.example/cb2", VERIFIER, 5),
+        (
+            "app",
+            "https://app.example/cb",
+            "wrong-verifier-wrong-verifier-wrong-verifier",
+            5,
+        ),
+        ("app", "https://app.example/cb", "short", 5),
+        ("app", "https://app.example/cb", VERIFIER, 61),
+    ];
+    for (client, redirect, verifier, when) in cases {
+        let (session, code) = session_with_code(&sessions).await;
+        let result = sessions
+            .redeem_code(&code, client, redirect, verifier, at(when))
+            .await;
+        assert!(
+            is_invalid_grant(&result),
+            "{client} {redirect} {verifier} {when}: {result:?}"
+        );
+        // The failed attempt spent the code: the right request now counts as a reuse.
+        let retry = sessions
+            .redeem_code(&code, "app", "https://app.example/cb", VERIFIER, at(when))
+            .await;
+        assert!(is_invalid_grant(&retry));
+        assert!(sessions.session(&session.id, at(when)).await.is_err());
+    }
+    // The S256 check itself.
+    let (_, code) = session_with_code(&sessions).await;
+    let ok = sessions
+        .redeem_code(&code, "app", "https://app.example/cb", VERIFIER, at(60))
+        .await;
+    assert!(ok.is_ok(), "last valid second: {ok:?}");
+    // A malformed challenge is refused at issue time.
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        sessions
+            .issue_code(
+                &session,
+                "app",
+                "https://app.example/cb",
+                "plain",
+                None,
+                "openid",
+                at(1)
+            )
+            .await,
+        Err(crate::sessions::SessionError::InvalidRequest(_))
+    ));
+}
+
+/// Each refresh rotates the token; a spent token revokes the whole session.
+pub async fn refresh_rotates_and_reuse_revokes(store: Store) {
+    use crate::sessions::{REASON_REFRESH_TOKEN_REUSE, SessionError};
+    let sessions = sample_sessions(&store);
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let first = sessions
+        .issue_refresh(&session, "app", at(0))
+        .await
+        .unwrap();
+    let (s1, second) = sessions.refresh(&first, "app", at(60)).await.unwrap();
+    assert_eq!(s1.id, session.id);
+    assert_eq!(s1.last_used_at, at(60));
+    assert!(!second.ct_eq(&first));
+    assert!(
+        is_invalid_grant(&sessions.refresh(&second, "other-client", at(70)).await),
+        "another client's token"
+    );
+    let (_, third) = sessions.refresh(&second, "app", at(120)).await.unwrap();
+    assert_eq!(
+        sessions
+            .session(&session.id, at(121))
+            .await
+            .unwrap()
+            .last_used_at,
+        at(120)
+    );
+
+    // Replaying the first token: the whole session goes, the newest token with it.
+    assert!(is_invalid_grant(
+        &sessions.refresh(&first, "app", at(130)).await
+    ));
+    assert!(matches!(
+        sessions.session(&session.id, at(131)).await,
+        Err(SessionError::Revoked)
+    ));
+    assert!(is_invalid_grant(
+        &sessions.refresh(&third, "app", at(132)).await
+    ));
+    let revoked = store
+        .recent_audit(Some(crate::sessions::audit_kind::SESSION_REVOKED), 10)
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(
+        revoked[0].record.reason.as_deref(),
+        Some(REASON_REFRESH_TOKEN_REUSE)
+    );
+    assert_eq!(
+        store
+            .recent_audit(Some(crate::sessions::audit_kind::REFRESH_REUSE), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(is_invalid_grant(
+        &sessions
+            .refresh(
+                &tether_common::secret::Secret::new("unknown"),
+                "app",
+                at(133)
+            )
+            .await
+    ));
+}
+
+/// Many concurrent refreshes of one token: exactly one gets a new token.
+pub async fn refresh_concurrent_exactly_one(store: Store) {
+    let sessions = sample_sessions(&store);
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let token = sessions
+        .issue_refresh(&session, "app", at(0))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let sessions = sessions.clone();
+            let token = token.clone();
+            tokio::spawn(async move { sessions.refresh(&token, "app", at(30)).await })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(crate::sessions::SessionError::InvalidGrant(_)) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one refresh may win");
+}
+
+/// Idle timeout (from the last use) and absolute lifetime, with time moved by hand.
+pub async fn session_idle_and_absolute_expiry(store: Store) {
+    use crate::sessions::SessionError;
+    let sessions = sample_sessions(&store);
+    let idle = 15 * 60;
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let token = sessions
+        .issue_refresh(&session, "app", at(0))
+        .await
+        .unwrap();
+    assert!(sessions.session(&session.id, at(idle - 1)).await.is_ok());
+    assert!(matches!(
+        sessions.session(&session.id, at(idle)).await,
+        Err(SessionError::Expired)
+    ));
+    assert!(is_invalid_grant(
+        &sessions.refresh(&token, "app", at(idle)).await
+    ));
+
+    // Refreshing just before each idle deadline keeps it alive until the absolute end.
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let mut token = sessions
+        .issue_refresh(&session, "app", at(0))
+        .await
+        .unwrap();
+    let absolute = 12 * 3600;
+    let mut t = 0;
+    while t + idle - 1 < absolute {
+        t += idle - 1;
+        token = sessions.refresh(&token, "app", at(t)).await.unwrap().1;
+    }
+    assert!(
+        sessions
+            .session(&session.id, at(absolute - 1))
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        sessions.session(&session.id, at(absolute)).await,
+        Err(SessionError::Expired)
+    ));
+    assert!(is_invalid_grant(
+        &sessions.refresh(&token, "app", at(absolute)).await
+    ));
+}
+
+/// A pending login is taken once; an expired one is refused.
+pub async fn login_single_use_and_expiry(store: Store) {
+    use crate::sessions::{AuthorizeRequest, SessionError};
+    let sessions = sample_sessions(&store);
+    let request = AuthorizeRequest {
+        client_id: "app".to_owned(),
+        redirect_uri: "https://app.example/cb".to_owned(),
+        scope: "openid".to_owned(),
+        state: Some("xyz".to_owned()),
+        nonce: None,
+        code_challenge: crate::sessions::s256_challenge(VERIFIER),
+    };
+    let pending = serde_json::json!({"state": "s", "nonce": "n", "pkce_verifier": "v"});
+    let id = sessions
+        .start_login(&request, &pending, at(0))
+        .await
+        .unwrap();
+    let (got, got_pending): (AuthorizeRequest, serde_json::Value) =
+        sessions.take_login(&id, at(10)).await.unwrap();
+    assert_eq!(got, request);
+    assert_eq!(got_pending, pending);
+    assert!(matches!(
+        sessions
+            .take_login::<AuthorizeRequest, serde_json::Value>(&id, at(11))
+            .await,
+        Err(SessionError::NotFound)
+    ));
+    let id = sessions
+        .start_login(&request, &pending, at(0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        sessions
+            .take_login::<AuthorizeRequest, serde_json::Value>(&id, at(600))
+            .await,
+        Err(SessionError::Expired)
+    ));
+
+    // Racing takes: exactly one wins.
+    let id = sessions
+        .start_login(&request, &pending, at(0))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (sessions, id) = (sessions.clone(), id.clone());
+            tokio::spawn(async move {
+                sessions
+                    .take_login::<AuthorizeRequest, serde_json::Value>(&id, at(1))
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        won += usize::from(task.await.unwrap());
+    }
+    assert_eq!(won, 1);
+}
+
+/// Revocation (explicit and RFC 7009), identity updates and purging.
+pub async fn revocation_identity_update_and_purge(store: Store) {
+    use crate::sessions::{REASON_LOGOUT, SessionError, SessionIdentity};
+    use tether_common::secret::Secret;
+    let sessions = sample_sessions(&store);
+
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    assert!(
+        sessions
+            .revoke(&session.id, REASON_LOGOUT, at(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .revoke(&session.id, REASON_LOGOUT, at(2))
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        sessions.session(&session.id, at(3)).await,
+        Err(SessionError::Revoked)
+    ));
+
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let token = sessions
+        .issue_refresh(&session, "app", at(0))
+        .await
+        .unwrap();
+    assert!(
+        !sessions
+            .revoke_by_refresh_token(&Secret::new("unknown"), "app", at(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .revoke_by_refresh_token(&token, "other", at(1))
+            .await
+            .unwrap(),
+        "another client cannot revoke"
+    );
+    assert!(sessions.session(&session.id, at(1)).await.is_ok());
+    assert!(
+        sessions
+            .revoke_by_refresh_token(&token, "app", at(1))
+            .await
+            .unwrap()
+    );
+    assert!(sessions.session(&session.id, at(2)).await.is_err());
+
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let interval = std::time::Duration::from_secs(300);
+    assert!(!sessions.needs_upstream_check(&session, interval, at(299)));
+    assert!(sessions.needs_upstream_check(&session, interval, at(300)));
+    let demoted = SessionIdentity {
+        groups: vec!["k8s-dev".to_owned()],
+        ..alice()
+    };
+    let updated = sessions
+        .update_identity(&session.id, &demoted, b"new grant", at(300))
+        .await
+        .unwrap();
+    assert_eq!(updated.groups, ["k8s-dev"]);
+    assert_eq!(updated.upstream_checked_at, at(300));
+    assert!(!sessions.needs_upstream_check(&updated, interval, at(599)));
+    assert_eq!(
+        sessions.upstream_grant(&updated).await.unwrap().as_slice(),
+        b"new grant"
+    );
+
+    // Purge: expired codes and logins go at once, dead sessions after the grace period.
+    let (_, _code) = session_with_code(&sessions).await;
+    sessions
+        .start_login(&"request", &"pending", at(0))
+        .await
+        .unwrap();
+    let counts = sessions.purge_expired(at(61)).await.unwrap();
+    assert_eq!((counts.codes, counts.logins, counts.sessions), (1, 0, 0));
+    let late = 12 * 3600 + 3600;
+    let counts = sessions.purge_expired(at(late)).await.unwrap();
+    assert_eq!(counts.logins, 1);
+    assert_eq!(counts.sessions, 4, "{counts:?}");
+    assert!(
+        store
+            .session_row(session.id.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Cluster registry rows: add (once), get, list, remove.
+pub async fn clusters_add_get_list_remove(store: Store) {
+    use crate::registry::{ClusterName, RegistryError};
+    use std::collections::BTreeMap;
+    let prod = ClusterName::parse("prod-eu").unwrap();
+    let dev = ClusterName::parse("dev").unwrap();
+    let labels = BTreeMap::from([("env".to_owned(), "prod".to_owned())]);
+    let row = store.add_cluster(&prod, &labels, at(0)).await.unwrap();
+    assert_eq!(row.labels, labels);
+    assert!(matches!(
+        store.add_cluster(&prod, &BTreeMap::new(), at(1)).await,
+        Err(RegistryError::AlreadyExists(name)) if name == prod
+    ));
+    store
+        .add_cluster(&dev, &BTreeMap::new(), at(2))
+        .await
+        .unwrap();
+    assert_eq!(store.cluster(&prod).await.unwrap(), Some(row));
+    let names: Vec<_> = store
+        .list_clusters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    assert_eq!(names, ["dev", "prod-eu"]);
+    store.remove_cluster(&prod).await.unwrap();
+    assert_eq!(store.cluster(&prod).await.unwrap(), None);
+    assert!(matches!(
+        store.remove_cluster(&prod).await,
+        Err(RegistryError::NotFound(_))
+    ));
+    assert_eq!(store.list_clusters().await.unwrap().len(), 1);
+}
+
+/// The upstream grant is stored encrypted (bound to its session) and decrypts.
+pub async fn upstream_grant_encrypted_at_rest(store: Store) {
+    let sessions = sample_sessions(&store);
+    let session = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let row = store
+        .session_row(session.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!contains(&row.upstream_grant_ciphertext, GRANT));
+    assert!(!contains(
+        &row.upstream_grant_ciphertext,
+        b"PLAINTEXT-marker"
+    ));
+    assert_eq!(row.upstream_grant_nonce.len(), 12);
+    assert_eq!(
+        sessions.upstream_grant(&session).await.unwrap().as_slice(),
+        GRANT
+    );
+
+    // Another KEK cannot open it.
+    let other = crate::sessions::Sessions::new(
+        store.clone(),
+        crate::keys::Kek::from_bytes(&[0x43; 32]).unwrap(),
+        crate::sessions::SessionsConfig::default(),
+    );
+    assert!(matches!(
+        other.upstream_grant(&session).await,
+        Err(crate::sessions::SessionError::Crypto(_))
+    ));
+    // Nor does a ciphertext moved to another session (the AAD is the session id).
+    let victim = sessions
+        .create(&alice(), b"other", "app", at(0))
+        .await
+        .unwrap();
+    let kek = crate::keys::Kek::from_bytes(&[0x42; 32]).unwrap();
+    assert!(
+        kek.open_bound(
+            crate::sessions::UPSTREAM_GRANT_PURPOSE,
+            victim.id.as_str(),
+            &row.upstream_grant_ciphertext,
+            &row.upstream_grant_nonce,
+        )
+        .is_err()
+    );
+}
+
+/// No refresh token, code or login id is stored or audited in clear: only their hashes.
+pub async fn only_hashes_stored(store: Store) {
+    let sessions = sample_sessions(&store);
+    let (session, code) = session_with_code(&sessions).await;
+    let login = sessions.start_login(&"req", &"pend", at(0)).await.unwrap();
+    let (redeemed, _) = sessions
+        .redeem_code(&code, "app", "https://app.example/cb", VERIFIER, at(2))
+        .await
+        .unwrap();
+    assert_eq!(redeemed.id, session.id);
+    let session = redeemed;
+    let first = sessions
+        .issue_refresh(&session, "app", at(3))
+        .await
+        .unwrap();
+    let (_, second) = sessions.refresh(&first, "app", at(4)).await.unwrap();
+    let _ = sessions.refresh(&first, "app", at(5)).await; // reuse: audited, revoked
+    let values = store.dump_session_tables().await.unwrap();
+    assert!(!values.is_empty());
+    let secrets = [&code, &login, &first, &second];
+    for secret in secrets {
+        let plain = secret.expose().as_bytes();
+        assert!(
+            values.iter().all(|v| !contains(v, plain)),
+            "a secret is stored in clear"
+        );
+        let hash = crate::sessions::secrets::token_hash(secret);
+        assert_eq!(hash.len(), 64);
+        assert!(
+            hash.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+    }
+    for secret in [&code, &login, &first, &second] {
+        let hash = crate::sessions::secrets::token_hash(secret);
+        assert!(
+            values.iter().any(|v| v.as_slice() == hash.as_bytes()),
+            "the hash is what is stored"
+        );
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -7,6 +7,8 @@
 //! - [`config`]: [`StoreConfig`] and [`DatabaseUrl`].
 //! - [`audit`]: the audit log writer ([`Store::append_audit`]).
 //! - [`signing_keys`]: signing-key rows and the compare-and-set key epoch.
+//! - [`sessions`]: hub sessions, refresh tokens, authorization codes, pending logins.
+//! - [`clusters`]: the spoke registry (types in [`crate::registry`]).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -18,8 +20,10 @@ use sqlx::sqlite::{
 };
 
 pub mod audit;
+pub mod clusters;
 pub mod config;
 mod error;
+pub mod sessions;
 pub mod signing_keys;
 
 #[cfg(any(test, feature = "test-support"))]
@@ -30,6 +34,9 @@ pub(crate) mod tests;
 pub use audit::{AuditOutcome, AuditRecord, StoredAuditRecord};
 pub use config::{Backend, DatabaseUrl, SqliteLocation, StoreConfig};
 pub use error::StoreError;
+pub use sessions::{
+    AuthCodeRow, CodeUse, PendingLoginRow, PurgeCounts, RefreshTokenRow, SessionRow,
+};
 pub use signing_keys::{KeyChange, KeyRow, KeySnapshot, KeyStatus};
 
 /// How long an SQLite writer waits for another writer before giving up.

@@ -56,6 +56,17 @@ on_every_backend!(
     concurrent_compare_and_set_exactly_once,
     audit_roundtrip,
     audit_refuses_tokens,
+    session_create_and_get,
+    code_single_use_and_reuse_revokes,
+    code_checks_client_redirect_and_pkce,
+    refresh_rotates_and_reuse_revokes,
+    refresh_concurrent_exactly_one,
+    session_idle_and_absolute_expiry,
+    login_single_use_and_expiry,
+    revocation_identity_update_and_purge,
+    clusters_add_get_list_remove,
+    upstream_grant_encrypted_at_rest,
+    only_hashes_stored,
 );
 
 #[test]
