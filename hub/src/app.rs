@@ -16,11 +16,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clients::{ClientError, Clients};
 use crate::config::{Config, ConfigError, DEV_CONFIG_FILE, DevOptions, Overrides};
 use crate::http::{self, AppState, Probe, ProbeResult, PublishedJwks};
 use crate::keys::{Kek, KeyError, KeyManager, KeyState};
+use crate::oidc::{Lifetimes, LoginUpstream, Provider};
+use crate::sessions::Sessions;
 use crate::store::{Store, StoreError};
 use crate::tls::{ServerTls, TlsError};
+use crate::upstream::{Upstream, UpstreamError};
+
+/// How often expired codes, logins and long-dead sessions are deleted.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +65,13 @@ pub enum AppError {
     /// The signing keys or the KEK could not be loaded.
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
+    /// The upstream IdP could not be set up (discovery failed, unreadable client secret).
+    /// The hub does not start without it: login would fail for everyone.
+    #[error("upstream IdP: {0}")]
+    Upstream(#[from] UpstreamError),
+    /// The OAuth clients could not be loaded.
+    #[error("OAuth clients: {0}")]
+    Clients(#[from] ClientError),
 }
 
 impl AppError {
@@ -150,6 +164,7 @@ impl Prepared {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let (jwks_tx, jwks_rx) = watch::channel(None);
+        let (provider_tx, provider_rx) = watch::channel(None);
         let store_probe = Arc::new(StoreProbe::default());
         let state = AppState::new(
             config.issuer.clone(),
@@ -157,7 +172,8 @@ impl Prepared {
             jwks_rx,
             config.keys.jwks_max_age(),
             store_probe.clone(),
-        );
+        )
+        .with_provider(provider_rx);
         let https = tokio::spawn(http::server::serve_https(
             listener,
             tls.config,
@@ -172,7 +188,7 @@ impl Prepared {
 
         let trigger = tokio::spawn(shutdown_trigger(shutdown, stop_tx.clone()));
         let outcome = tokio::select! {
-            started = start_backends(&config, &store_probe, jwks_tx) => started.map(Some),
+            started = start_backends(&config, &store_probe, jwks_tx, provider_tx) => started.map(Some),
             () = stopped(stop_rx.clone()) => Ok(None),
         };
         if let Ok(Some(_)) = &outcome {
@@ -224,11 +240,13 @@ impl Backends {
 }
 
 /// Connects the store (running migrations), starts the key manager and publishes its
-/// key sets to the JWKS handler.
+/// key sets to the JWKS handler, then discovers the upstream IdP (if configured; a failure
+/// stops the hub with a clear error) and publishes the OIDC endpoints' [`Provider`].
 async fn start_backends(
     config: &Config,
     store_probe: &StoreProbe,
     jwks_tx: watch::Sender<Option<Arc<PublishedJwks>>>,
+    provider_tx: watch::Sender<Option<Arc<Provider>>>,
 ) -> Result<Backends, AppError> {
     let store = Store::connect(&config.storage).await?;
     tracing::info!(backend = %store.backend(), "storage connected");
@@ -238,11 +256,73 @@ async fn start_backends(
     let forward = forward_jwks(keys.subscribe(), jwks_tx, |state: &Arc<KeyState>| {
         serde_json::to_vec(state.jwks.as_ref())
     });
-    Ok(Backends {
-        store,
-        keys,
-        tasks: vec![refresh, forward],
-    })
+    let mut tasks = vec![refresh, forward];
+    let (provider, purge) = start_provider(config, &store, &keys).await?;
+    tasks.push(purge);
+    provider_tx.send_replace(Some(provider));
+    Ok(Backends { store, keys, tasks })
+}
+
+/// Builds the OIDC endpoints' backends: sessions (grants sealed with the KEK), clients,
+/// and the upstream IdP (discovered now). Returns them with the session purge task.
+async fn start_provider(
+    config: &Config,
+    store: &Store,
+    keys: &KeyManager,
+) -> Result<(Arc<Provider>, JoinHandle<()>), AppError> {
+    let clock: Arc<dyn tether_common::time::Clock> = Arc::new(SystemClock);
+    let kek = Kek::load(&config.keys.kek_file)?;
+    let sessions = Sessions::new(store.clone(), kek, config.sessions.clone());
+    let clients = Clients::new(&config.clients)?;
+    let upstream: Option<Arc<dyn LoginUpstream>> = match &config.upstream {
+        Some(upstream) => {
+            let redirect_uri = url::Url::parse(
+                &config.issuer.endpoint(crate::oidc::routes::CALLBACK),
+            )
+            .map_err(|err| {
+                ConfigError::invalid("issuer", format!("cannot build the callback URL: {err}"))
+            })?;
+            let upstream = Upstream::discover(upstream, redirect_uri).await?;
+            Some(Arc::new(upstream.with_clock(Arc::clone(&clock))))
+        }
+        None => None,
+    };
+    let lifetimes = Lifetimes {
+        access_token: config.sessions.access_token_lifetime.as_duration(),
+        id_token: config.sessions.id_token_lifetime.as_duration(),
+        cluster_token: config.tokens.cluster_token_lifetime.as_duration(),
+        login: config.sessions.login_timeout.as_duration(),
+    };
+    let purge = tokio::spawn(purge_loop(sessions.clone(), Arc::clone(&clock)));
+    let provider = Provider::new(
+        config.issuer.clone(),
+        keys.clone(),
+        sessions,
+        clients,
+        upstream,
+        store.clone(),
+        clock,
+        lifetimes,
+    );
+    tracing::info!(
+        login_enabled = config.upstream.is_some(),
+        clients = config.clients.len() + 1,
+        "OIDC provider ready"
+    );
+    Ok((Arc::new(provider), purge))
+}
+
+/// Deletes expired codes, logins and long-dead sessions every [`PURGE_INTERVAL`].
+async fn purge_loop(sessions: Sessions, clock: Arc<dyn tether_common::time::Clock>) {
+    let mut ticks = tokio::time::interval(PURGE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match sessions.purge_expired(clock.now()).await {
+            Ok(counts) => tracing::debug!(?counts, "expired sessions purged"),
+            Err(err) => tracing::warn!(error = %err, "purging expired sessions failed"),
+        }
+    }
 }
 
 /// Forwards every value of `source` to `sink` as a serialized JWKS, until either side closes.

@@ -3,9 +3,11 @@
 //! - `serve --config FILE` / `serve --dev [--data-dir DIR]` ([`serve`]).
 //! - `config example`, `config check --config FILE` ([`config`]).
 //! - `admin-token`, `keys list|rotate [--emergency]` ([`offline`]: on the store directly).
+//! - `client-secret` ([`client_secret`]).
 //!
 //! Exit codes: 0 success, 64 unusable configuration or usage, 1 any other failure.
 
+mod client_secret;
 mod config;
 mod offline;
 mod serve;
@@ -40,6 +42,8 @@ pub enum Command {
     /// Inspect or rotate the signing keys in the store (emergency rotation; audited).
     #[command(subcommand)]
     Keys(offline::KeysCommand),
+    /// Generate a confidential client's secret and the hash for `clients[].secret_hash`.
+    ClientSecret(client_secret::ClientSecretArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -62,5 +66,6 @@ pub fn main() -> ExitCode {
         Command::Config(command) => config::run(command),
         Command::AdminToken(args) => offline::admin_token(args),
         Command::Keys(command) => offline::keys(command),
+        Command::ClientSecret(args) => client_secret::run(args),
     }
 }

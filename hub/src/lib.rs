@@ -6,20 +6,30 @@
 //! - [`cli`]: the `tether-hub` command line.
 //! - [`config`]: the configuration, parsed once into typed structs.
 //! - [`http`]: the HTTP app ([`http::router`]), errors as responses, health, serving.
-//! - [`oidc`]: the OpenID Connect provider: discovery and JWKS.
+//! - [`oidc`]: the OpenID Connect provider: discovery, JWKS, authorize, callback, token
+//!   (code, refresh, RFC 8693 exchange), userinfo, revocation, logout.
 //! - [`telemetry`]: logs, OTLP traces, the Prometheus recorder.
 //! - [`tls`]: the HTTPS certificate (PEM files or a self-signed dev CA).
 //! - [`store`]: storage (SQLite or PostgreSQL via sqlx): signing keys, key epoch, audit log.
 //! - [`keys`]: signing keys with rotation (`next -> current -> previous -> retired`), JWKS.
+//! - [`upstream`]: the relying party to the upstream IdP: login, id_token, userinfo groups,
+//!   re-validation by refresh.
+//! - [`sessions`]: hub sessions: pending logins, authorization codes, rotating refresh tokens.
+//! - [`clients`]: the OAuth clients (configured ones and the built-in `tetherctl`).
+//! - [`registry`]: the spoke registry ([`registry::ClusterName`], cluster audiences).
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod http;
+pub mod keys;
 pub mod oidc;
+pub mod registry;
+pub mod sessions;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
-pub mod store;
-pub mod keys;
+pub mod upstream;

@@ -98,7 +98,10 @@ pub fn keys(command: KeysCommand) -> ExitCode {
     match command {
         KeysCommand::List(hub) => run(&hub, |offline, _| async move {
             let now = offline.now();
-            println!("{:<24} {:<6} {:<9} {:>10} {:>12}", "KID", "ALG", "STATE", "AGE", "LEAVES JWKS");
+            println!(
+                "{:<24} {:<6} {:<9} {:>10} {:>12}",
+                "KID", "ALG", "STATE", "AGE", "LEAVES JWKS"
+            );
             for key in offline.keys() {
                 let age = now.as_secs().saturating_sub(key.created_at.as_secs());
                 let leaves = key
@@ -186,7 +189,11 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            let code = if matches!(err, AdminError::Invalid(_)) { EXIT_CONFIG } else { EXIT_FAILURE };
+            let code = if matches!(err, AdminError::Invalid(_)) {
+                EXIT_CONFIG
+            } else {
+                EXIT_FAILURE
+            };
             ExitCode::from(code)
         }
     }

@@ -25,7 +25,9 @@ pub use self::issuer::Issuer;
 pub use self::sections::{
     LogFormat, MetricsConfig, TelemetryConfig, TlsConfig, TokensConfig, UpstreamConfig,
 };
+use crate::clients::ClientConfig;
 use crate::keys::KeysConfig;
+use crate::sessions::SessionsConfig;
 use crate::store::StoreConfig;
 
 /// The exit code for unusable configuration (`EX_USAGE` in `sysexits.h`).
@@ -62,6 +64,12 @@ pub struct Config {
     /// Logs, traces.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Hub sessions: idle timeout, absolute lifetime, code and token lifetimes.
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+    /// The OAuth clients (besides the built-in `tetherctl`).
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
 }
 
 impl Config {

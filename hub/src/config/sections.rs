@@ -57,36 +57,8 @@ impl Default for TokensConfig {
     }
 }
 
-/// `upstream`: the enterprise IdP the hub logs users in with.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// The IdP's issuer URL (discovery is fetched from it).
-    pub issuer: Url,
-    /// The hub's client id at the IdP.
-    pub client_id: String,
-    /// A file holding the client secret (mounted from a Secret); absent for public clients.
-    #[serde(default)]
-    pub client_secret_file: Option<PathBuf>,
-    /// Scopes requested at login.
-    #[serde(default = "UpstreamConfig::default_scopes")]
-    pub scopes: Vec<String>,
-    /// The claim that carries the user's groups.
-    #[serde(default = "UpstreamConfig::default_groups_claim")]
-    pub groups_claim: String,
-}
-
-impl UpstreamConfig {
-    fn default_scopes() -> Vec<String> {
-        ["openid", "profile", "email", "groups"]
-            .map(str::to_owned)
-            .to_vec()
-    }
-
-    fn default_groups_claim() -> String {
-        "groups".to_owned()
-    }
-}
+/// `upstream`: the enterprise IdP; defined next to the code that uses it.
+pub use crate::upstream::UpstreamConfig;
 
 /// `telemetry`: logs and traces.
 #[derive(Debug, Clone, Deserialize)]

@@ -207,3 +207,42 @@ fn default_dev_data_dir_prefers_xdg() {
     );
     assert_eq!(default_dev_data_dir(env(None, None)), None);
 }
+
+#[test]
+fn example_upstream_section() {
+    let config = Config::from_yaml(EXAMPLE).unwrap();
+    let upstream = config.upstream.unwrap();
+    assert_eq!(upstream.issuer.as_str(), "https://idp.example.com/");
+    assert_eq!(upstream.username_claim, "preferred_username");
+    assert_eq!(upstream.groups_filter, ["k8s-*"]);
+    assert_eq!(upstream.recheck_interval, Duration::from_secs(300));
+    assert!(upstream.scopes.iter().any(|s| s == "offline_access"));
+    assert!(!upstream.dangerous_allow_http_issuer);
+}
+
+#[test]
+fn http_upstream_issuer_needs_its_own_switch() {
+    let text = example().replace(
+        "issuer: https://idp.example.com",
+        "issuer: http://127.0.0.1:9000",
+    );
+    let err = parse_err(&text);
+    assert_eq!(err.field(), Some("upstream.issuer"), "{err}");
+    // The hub's own switch does not cover the upstream issuer.
+    let err = parse_err(&format!("{text}\ndangerous_allow_http_issuer: true\n"));
+    assert_eq!(err.field(), Some("upstream.issuer"), "{err}");
+
+    let allowed = text.replace(
+        "  # dangerous_allow_http_issuer: false",
+        "  dangerous_allow_http_issuer: true",
+    );
+    let config = Config::from_yaml(&allowed).unwrap();
+    assert_eq!(config.upstream.unwrap().issuer.scheme(), "http");
+}
+
+#[test]
+fn upstream_system_prefix_is_refused() {
+    let text = example().replace("# groups_prefix: \"okta:\"", "groups_prefix: \"system:\"");
+    let err = parse_err(&text);
+    assert_eq!(err.field(), Some("upstream.groups_prefix"), "{err}");
+}

@@ -13,14 +13,12 @@ impl Config {
         self.validate_tls()?;
         self.validate_keys()?;
         self.validate_telemetry()?;
+        self.validate_sessions_and_clients()?;
         if let Some(upstream) = &self.upstream {
-            self.validate_url("upstream.issuer", &upstream.issuer)?;
-            if upstream.client_id.is_empty() {
-                return Err(ConfigError::invalid(
-                    "upstream.client_id",
-                    "must not be empty",
-                ));
-            }
+            // The upstream issuer has its own `upstream.dangerous_allow_http_issuer` switch.
+            upstream
+                .validate()
+                .map_err(|err| ConfigError::invalid(err.field, err.reason))?;
         }
         Ok(())
     }
@@ -160,6 +158,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn validate_sessions_and_clients(&self) -> Result<(), ConfigError> {
+        self.sessions
+            .check(self.keys.max_token_lifetime)
+            .map_err(|(field, reason)| ConfigError::invalid(field, reason))?;
+        crate::clients::validate_clients(&self.clients)
+            .map_err(|(field, reason)| ConfigError::invalid(field, reason))
     }
 
     fn validate_telemetry(&self) -> Result<(), ConfigError> {

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use tokio::sync::watch;
 
 use crate::config::Issuer;
+use crate::oidc::Provider;
 
 /// The published JWKS, serialized once per key-set change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,7 @@ struct Inner {
     jwks: watch::Receiver<Option<Arc<PublishedJwks>>>,
     jwks_max_age: Duration,
     store: Arc<dyn Probe>,
+    provider: watch::Receiver<Option<Arc<Provider>>>,
 }
 
 impl AppState {
@@ -60,8 +62,31 @@ impl AppState {
                 jwks,
                 jwks_max_age,
                 store,
+                provider: watch::channel(None).1,
             }),
         }
+    }
+
+    /// The same state with the OIDC endpoints' backends published on `provider`: `None`
+    /// until the store, keys, sessions and clients are up (the endpoints answer
+    /// `temporarily_unavailable` meanwhile).
+    pub fn with_provider(self, provider: watch::Receiver<Option<Arc<Provider>>>) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                issuer: inner.issuer.clone(),
+                signing_alg: inner.signing_alg.clone(),
+                jwks: inner.jwks.clone(),
+                jwks_max_age: inner.jwks_max_age,
+                store: Arc::clone(&inner.store),
+                provider,
+            }),
+        }
+    }
+
+    /// The OIDC endpoints' backends, once started.
+    pub fn provider(&self) -> Option<Arc<Provider>> {
+        self.inner.provider.borrow().clone()
     }
 
     /// The hub's issuer.
@@ -97,6 +122,7 @@ impl fmt::Debug for AppState {
             .field("signing_alg", &self.inner.signing_alg)
             .field("keys_loaded", &self.inner.jwks.borrow().is_some())
             .field("jwks_max_age", &self.inner.jwks_max_age)
+            .field("provider_started", &self.inner.provider.borrow().is_some())
             .finish_non_exhaustive()
     }
 }
