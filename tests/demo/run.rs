@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rustix::process::{Pid, Signal, kill_process};
-use tether_e2e::{Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpOptions, TestDir, UpstreamIdp};
+use tether_e2e::{
+    Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpOptions, TestDir, UpstreamIdp,
+};
 
 use crate::env::{EnvFile, var_name};
 
@@ -129,8 +131,11 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     for i in 1..=spokes {
         let name = format!("spoke-{i}");
         step(&format!("{name} (kube-apiserver + test node)"));
-        let spoke =
-            Cluster::start(&dir, ClusterOptions::new(&name).etcd(&etcd).with_test_node()).await?;
+        let spoke = Cluster::start(
+            &dir,
+            ClusterOptions::new(&name).etcd(&etcd).with_test_node(),
+        )
+        .await?;
         spoke.apply_yaml(SPOKE_RBAC).await?;
         spoke_clusters.push(spoke);
     }
@@ -146,7 +151,10 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     env.set("TETHER_HUB_CA", hub.ca_file().display().to_string());
     env.set("TETHER_HUB_METRICS_URL", hub.metrics_url());
     env.set("TETHER_IDP_URL", idp.issuer());
-    env.set("HUB_ADMIN_KUBECONFIG", hub_cluster.admin_kubeconfig().display().to_string());
+    env.set(
+        "HUB_ADMIN_KUBECONFIG",
+        hub_cluster.admin_kubeconfig().display().to_string(),
+    );
     let names: Vec<&str> = spoke_clusters.iter().map(Cluster::name).collect();
     env.set("TETHER_SPOKES", names.join(" "));
     for spoke in &spoke_clusters {
@@ -161,11 +169,24 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     }
 
     println!("\nTether demo");
-    println!("  hub:        {}  (CA {})", hub.url(), hub.ca_file().display());
-    println!("  discovery:  {}/.well-known/openid-configuration", hub.url());
+    println!(
+        "  hub:        {}  (CA {})",
+        hub.url(),
+        hub.ca_file().display()
+    );
+    println!(
+        "  discovery:  {}/.well-known/openid-configuration",
+        hub.url()
+    );
     println!("  metrics:    {}", hub.metrics_url());
-    println!("  IdP:        {}  (alice/alice-pass, bob/bob-pass, carol/carol-pass)", idp.issuer());
-    println!("  hub cluster: kubectl --kubeconfig {} get ns", hub_cluster.admin_kubeconfig().display());
+    println!(
+        "  IdP:        {}  (alice/alice-pass, bob/bob-pass, carol/carol-pass)",
+        idp.issuer()
+    );
+    println!(
+        "  hub cluster: kubectl --kubeconfig {} get ns",
+        hub_cluster.admin_kubeconfig().display()
+    );
     for spoke in &spoke_clusters {
         println!(
             "  {}:    kubectl --kubeconfig {} exec -n {} -- echo hello",
@@ -210,12 +231,18 @@ pub fn down(state_dir: &Path) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = kill_process(target, Signal::KILL);
-    bail!("the demo (pid {pid}) did not stop within {DOWN_TIMEOUT:?}; killed it: run `scripts/check-no-leftovers.sh --kill` to stop its parts")
+    bail!(
+        "the demo (pid {pid}) did not stop within {DOWN_TIMEOUT:?}; killed it: run `scripts/check-no-leftovers.sh --kill` to stop its parts"
+    )
 }
 
 /// The pid in `pid_file` if that process is a live `tether-demo`.
 fn running_pid(pid_file: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     alive(pid).then_some(pid)
 }
 

@@ -71,7 +71,14 @@ pub async fn form_login(
     password: &str,
     redirect_uri_prefix: &str,
 ) -> Result<Url> {
-    form_login_via(&plain_client()?, start_url, username, password, redirect_uri_prefix).await
+    form_login_via(
+        &plain_client()?,
+        start_url,
+        username,
+        password,
+        redirect_uri_prefix,
+    )
+    .await
 }
 
 /// [`form_login`] with a given HTTP client, e.g. one that trusts the hub's CA

@@ -14,7 +14,10 @@ async fn serve_with(dir: &TestDir, yaml: &str) -> (Option<i32>, String) {
     )
     .await
     .expect("a bad config must fail fast, not hang");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 const BASE: &str = r#"issuer: https://127.0.0.1:9
@@ -37,8 +40,14 @@ async fn bad_configuration_exits_64_naming_the_field() {
             "keys: {kek_file: /k, publish_lead: 2s, refresh_interval: 1s}\n",
             "keys.publish_lead",
         ),
-        ("keys: {kek_file: /k}\nupstream: {issuer: not a url, client_id: x}\n", "upstream.issuer"),
-        ("keys: {kek_file: /k}\ntokens: {cluster_token_lifetime: 2h}\n", "tokens.cluster_token_lifetime"),
+        (
+            "keys: {kek_file: /k}\nupstream: {issuer: not a url, client_id: x}\n",
+            "upstream.issuer",
+        ),
+        (
+            "keys: {kek_file: /k}\ntokens: {cluster_token_lifetime: 2h}\n",
+            "tokens.cluster_token_lifetime",
+        ),
     ];
     for (extra, field) in cases {
         let (code, stderr) = serve_with(&dir, &format!("{BASE}{extra}")).await;

@@ -15,7 +15,12 @@ async fn discover(hub: &Hub, token: &str) -> Value {
         .run(&[&hub.url(), token, ADMIN_AUDIENCE])
         .await
         .expect("run discover.mjs");
-    assert!(out.success(), "openid-client failed: {}\n{}", out.stderr, out.stdout);
+    assert!(
+        out.success(),
+        "openid-client failed: {}\n{}",
+        out.stderr,
+        out.stdout
+    );
     serde_json::from_str(out.stdout.trim()).expect("discover.mjs prints JSON")
 }
 
@@ -23,7 +28,10 @@ async fn discover(hub: &Hub, token: &str) -> Value {
 /// (public keys only) whose cache lifetime is short, and a verifiable token.
 fn assert_conformant(hub: &Hub, seen: &Value, alg: &str) {
     assert_eq!(seen["issuer"], hub.url());
-    assert_eq!(seen["jwks_uri"], format!("{}/.well-known/jwks.json", hub.url()));
+    assert_eq!(
+        seen["jwks_uri"],
+        format!("{}/.well-known/jwks.json", hub.url())
+    );
     assert_eq!(seen["algs"], serde_json::json!([alg]));
     let keys = seen["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 2, "current + next published: {keys:?}");
@@ -36,7 +44,10 @@ fn assert_conformant(hub: &Hub, seen: &Value, alg: &str) {
     assert_eq!(payload["aud"], ADMIN_AUDIENCE);
     assert_eq!(payload["sub"], "admin:e2e");
     let kid = &seen["verified"]["header"]["kid"];
-    assert!(keys.iter().any(|k| &k["kid"] == kid), "signed by a published key");
+    assert!(
+        keys.iter().any(|k| &k["kid"] == kid),
+        "signed by a published key"
+    );
 }
 
 #[tokio::test]

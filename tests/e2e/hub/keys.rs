@@ -40,7 +40,11 @@ async fn an_emergency_rotation_reaches_the_running_hub() {
     let mut args = vec!["keys", "rotate", "--emergency"];
     args.extend(flags.iter().map(String::as_str));
     let out = hub_cmd(&args).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&dropped));
 
     // The running hub re-reads the keys every refresh_interval (5 s in dev mode).
@@ -50,7 +54,10 @@ async fn an_emergency_rotation_reaches_the_running_hub() {
         if !kids(&now).contains(&dropped) {
             break now;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "the dropped key is still served");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the dropped key is still served"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(matches!(
@@ -61,7 +68,10 @@ async fn an_emergency_rotation_reaches_the_running_hub() {
     let fresh = admin_token(&hub, "after").await;
     verify_admin(&hub, &after, &fresh).expect("a token from the new current key verifies");
     let new_kid = &kids(&after)[0];
-    assert!(kids(&before).contains(new_kid), "{new_kid} was published before it signed");
+    assert!(
+        kids(&before).contains(new_kid),
+        "{new_kid} was published before it signed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +81,7 @@ async fn two_hubs_on_one_postgres_rotate_once() {
     create_database(&pg, "hub").await;
     write_kek(&dir.path().join("kek"));
     // Rotate every 2 s once the next key has been published 4 s; replicas re-read every 1 s.
-    let keys = "  rotation_interval: 2s\n  publish_lead: 4s\n  refresh_interval: 1s\n  max_token_lifetime: 10s";
+    let keys = "  rotation_interval: 2s\n  publish_lead: 4s\n  refresh_interval: 1s\n  max_token_lifetime: 10m";
     let (port_a, port_b) = (free_port().expect("port"), free_port().expect("port"));
     let a = Hub::start(
         &dir,
@@ -94,7 +104,9 @@ async fn two_hubs_on_one_postgres_rotate_once() {
     drop((a, b));
 
     use sqlx::Connection as _;
-    let mut db = sqlx::PgConnection::connect(&pg.url_for("hub")).await.expect("connect");
+    let mut db = sqlx::PgConnection::connect(&pg.url_for("hub"))
+        .await
+        .expect("connect");
     let audited: i64 = sqlx::query("SELECT count(*) AS n FROM audit_log WHERE kind = $1")
         .bind(tether_hub::keys::audit_kind::ROTATION)
         .fetch_one(&mut db)
@@ -115,7 +127,10 @@ async fn two_hubs_on_one_postgres_rotate_once() {
     db.close().await.ok();
 
     assert_eq!(bootstraps, 1, "the key set was bootstrapped once");
-    assert!(audited >= 2, "expected at least two rotations in 14 s, saw {audited}");
+    assert!(
+        audited >= 2,
+        "expected at least two rotations in 14 s, saw {audited}"
+    );
     // Each rotation creates exactly one new key: 2 bootstrap keys + one per rotation. A
     // rotation done twice would have made an extra key and an extra audit record.
     assert_eq!(keys_made, 2 + audited, "keys made vs rotations audited");

@@ -2,8 +2,8 @@
 
 use std::process::Output;
 
-use tether_common::time::SystemClock;
 use tether_common::time::Clock as _;
+use tether_common::time::SystemClock;
 use tether_common::token::{Claims, Jwks, KeySet, Verifier, VerifyError, VerifyOptions};
 use tether_e2e::{Hub, Postgres, workspace_bin};
 
@@ -25,7 +25,11 @@ pub fn hub_flags(hub: &Hub) -> Vec<String> {
     if hub.ca_file().starts_with(hub.data_dir().join("tls")) {
         vec!["--config".into(), yaml.display().to_string()]
     } else {
-        vec!["--dev".into(), "--data-dir".into(), hub.data_dir().display().to_string()]
+        vec![
+            "--dev".into(),
+            "--data-dir".into(),
+            hub.data_dir().display().to_string(),
+        ]
     }
 }
 
@@ -40,12 +44,18 @@ pub async fn admin_token(hub: &Hub, name: &str) -> String {
         "admin-token failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }
 
 /// The JWKS the hub serves now.
 pub async fn jwks(hub: &Hub) -> Jwks {
-    let value = hub.get_json("/.well-known/jwks.json").await.expect("GET JWKS");
+    let value = hub
+        .get_json("/.well-known/jwks.json")
+        .await
+        .expect("GET JWKS");
     serde_json::from_value(value).expect("JWKS parses")
 }
 
@@ -60,7 +70,11 @@ pub fn kids(jwks: &Jwks) -> Vec<String> {
 /// Verifies an admin token from `hub` against `jwks`, now.
 pub fn verify_admin(hub: &Hub, jwks: &Jwks, token: &str) -> Result<Claims, VerifyError> {
     let keys = KeySet::from_jwks(jwks);
-    assert!(keys.rejected().is_empty(), "unusable JWKs: {:?}", keys.rejected());
+    assert!(
+        keys.rejected().is_empty(),
+        "unusable JWKs: {:?}",
+        keys.rejected()
+    );
     Verifier::new(keys, VerifyOptions::new(hub.url(), ADMIN_AUDIENCE))
         .verify(token, SystemClock.now())
 }
@@ -95,7 +109,9 @@ telemetry:
 /// Creates database `db` on `pg` and a shared 0600 KEK file at `kek` (for hubs sharing it).
 pub async fn create_database(pg: &Postgres, db: &str) {
     use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(&pg.url()).await.expect("connect");
+    let mut conn = sqlx::PgConnection::connect(&pg.url())
+        .await
+        .expect("connect");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
         .execute(&mut conn)
         .await
@@ -105,8 +121,8 @@ pub async fn create_database(pg: &Postgres, db: &str) {
 
 /// Writes a random 32-byte KEK with mode 0600.
 pub fn write_kek(path: &std::path::Path) {
-    use std::os::unix::fs::OpenOptionsExt as _;
     use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut bytes = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("random");
     let mut f = std::fs::OpenOptions::new()
