@@ -5,9 +5,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rustix::process::{Pid, Signal, kill_process};
+use tether_common::time::{Clock as _, SystemClock};
 use tether_e2e::{
-    Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpOptions, TestDir, UpstreamIdp,
+    Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpClient, IdpOptions, LoginHub, TestDir,
+    UPSTREAM_CLIENT_ID, UpstreamIdp, free_port,
 };
+use tether_hub::clients::{generate_secret, hash_secret};
+use tether_hub::registry::ClusterName;
+use tether_hub::store::{DatabaseUrl, Store, StoreConfig};
 
 use crate::env::{EnvFile, var_name};
 
@@ -25,6 +30,9 @@ metadata: {name: tether-demo-k8s-viewers}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: k8s-viewers}]
 "#;
+
+/// The example confidential client standing for ArgoCD or any web app.
+const DEMO_CLIENT_ID: &str = "tether-demo-app";
 
 /// How long `down` waits for `up` to stop its parts before killing it.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -139,10 +147,40 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
         spoke.apply_yaml(SPOKE_RBAC).await?;
         spoke_clusters.push(spoke);
     }
+    let hub_port = free_port()?;
+    let upstream_secret = generate_secret().context("generating the hub's upstream secret")?;
+    let login = LoginHub {
+        port: hub_port,
+        idp_issuer: String::new(),
+        upstream_secret: upstream_secret.expose().to_owned(),
+        recheck_interval: "1m".into(),
+        extra_yaml: String::new(),
+    };
     step("upstream IdP (alice, bob, carol)");
-    let idp = UpstreamIdp::start(&dir, IdpOptions::new()).await?;
-    step("tether-hub (dev mode, SQLite)");
-    let hub = Hub::start(&dir, HubOptions::dev("tether-hub")).await?;
+    let idp = UpstreamIdp::start(
+        &dir,
+        IdpOptions::new().client(IdpClient::new(
+            UPSTREAM_CLIENT_ID,
+            upstream_secret.expose(),
+            &[&login.callback()],
+        )),
+    )
+    .await?;
+
+    // The example web app: a confidential client allowed to exchange for every demo spoke.
+    let demo_secret = generate_secret().context("generating the demo client's secret")?;
+    let demo_redirect = format!("http://127.0.0.1:{}/callback", free_port()?);
+    let login = LoginHub {
+        idp_issuer: idp.issuer().to_owned(),
+        extra_yaml: format!(
+            "clients:\n  - id: {DEMO_CLIENT_ID}\n    kind: confidential\n    secret_hash: \"{}\"\n    redirect_uris: [\"{demo_redirect}\"]\n    token_exchange: [\"spoke-*\"]\n",
+            hash_secret(&demo_secret)
+        ),
+        ..login
+    };
+    step("tether-hub (SQLite, logging in through the IdP)");
+    let hub = Hub::start(&dir, HubOptions::with_login("tether-hub", &login)?).await?;
+    register_spokes(&hub, &spoke_clusters).await?;
 
     let mut env = EnvFile::default();
     env.set("TETHER_STATE_DIR", state_dir.display().to_string());
@@ -151,6 +189,18 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     env.set("TETHER_HUB_CA", hub.ca_file().display().to_string());
     env.set("TETHER_HUB_METRICS_URL", hub.metrics_url());
     env.set("TETHER_IDP_URL", idp.issuer());
+    env.set("TETHER_DEMO_CLIENT_ID", DEMO_CLIENT_ID);
+    env.set("TETHER_DEMO_CLIENT_SECRET", demo_secret.expose());
+    env.set("TETHER_DEMO_REDIRECT_URI", &demo_redirect);
+    let hub_bin = bin_dir.join("tether-hub");
+    env.set(
+        "TETHER_ADMIN_TOKEN_CMD",
+        format!(
+            "{} admin-token --config {}",
+            hub_bin.display(),
+            hub.data_dir().join("hub.yaml").display()
+        ),
+    );
     env.set(
         "HUB_ADMIN_KUBECONFIG",
         hub_cluster.admin_kubeconfig().display().to_string(),
@@ -195,6 +245,14 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
             spoke.test_pod().unwrap_or_default().replace('/', " ")
         );
     }
+    println!(
+        "  log in as alice through the hub with a certified OIDC client (as ArgoCD would) and\n  exchange her session for a 60-second spoke-1 token (bob and carol work too):\n    source {env}\n    NODE_EXTRA_CA_CERTS=$TETHER_HUB_CA node {rp} $TETHER_HUB_URL \\\n      $TETHER_DEMO_CLIENT_ID $TETHER_DEMO_CLIENT_SECRET $TETHER_DEMO_REDIRECT_URI alice alice-pass spoke-1",
+        env = state_dir.join("env").display(),
+        rp = tether_e2e::deps::repo_root()
+            .join("tests/fixtures/rp/hub_login.mjs")
+            .display(),
+    );
+    println!("  admin token: $TETHER_ADMIN_TOKEN_CMD");
     println!("  logs:       {}", run_dir.display());
 
     Ok((
@@ -207,6 +265,26 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
         },
         env,
     ))
+}
+
+/// Registers every spoke in the hub's cluster registry (what `tetherctl cluster add` will do
+/// once spokes join over gRPC), so token exchange accepts them as audiences.
+async fn register_spokes(hub: &Hub, spokes: &[Cluster]) -> anyhow::Result<()> {
+    let file = hub.data_dir().join("hub.db");
+    let url = DatabaseUrl::parse(&format!("sqlite://{}", file.display()))
+        .context("the hub's database URL")?;
+    let store = Store::connect(&StoreConfig::new(url))
+        .await
+        .context("opening the hub's store")?;
+    for spoke in spokes {
+        let name = ClusterName::parse(spoke.name()).context("a spoke name")?;
+        store
+            .add_cluster(&name, &std::collections::BTreeMap::new(), SystemClock.now())
+            .await
+            .with_context(|| format!("registering {name}"))?;
+    }
+    store.close().await;
+    Ok(())
 }
 
 fn step(what: &str) {

@@ -15,6 +15,9 @@ use crate::testdir::TestDir;
 /// Upper bound for the hub to answer `/readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The hub's client id at the upstream IdP in hubs made by [`HubOptions::with_login`].
+pub const UPSTREAM_CLIENT_ID: &str = "tether-hub";
+
 /// How to start a [`Hub`].
 #[derive(Debug, Clone)]
 pub struct HubOptions {
@@ -23,6 +26,36 @@ pub struct HubOptions {
     metrics_port: Option<u16>,
     config_yaml: Option<String>,
     env: Vec<(String, String)>,
+    /// Files written into the hub's directory before it starts (name, content), mode 0600.
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// A hub that logs users in through an upstream IdP: SQLite, a self-signed CA and a random
+/// KEK in its own directory, and the given `clients:` / `sessions:` YAML.
+#[derive(Debug, Clone)]
+pub struct LoginHub {
+    /// The HTTPS port (the issuer is `https://127.0.0.1:PORT`, its callback `/callback`).
+    pub port: u16,
+    /// The upstream IdP's issuer (plain http on loopback is allowed for it).
+    pub idp_issuer: String,
+    /// The hub's client secret at the IdP (client id [`UPSTREAM_CLIENT_ID`]).
+    pub upstream_secret: String,
+    /// `upstream.recheck_interval`, e.g. `5m`.
+    pub recheck_interval: String,
+    /// More top-level YAML (`clients:`, `sessions:` ...), appended as is.
+    pub extra_yaml: String,
+}
+
+impl LoginHub {
+    /// The issuer this hub will have.
+    pub fn issuer(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The redirect URI to register for the hub at the IdP.
+    pub fn callback(&self) -> String {
+        format!("{}/callback", self.issuer())
+    }
 }
 
 impl HubOptions {
@@ -34,7 +67,44 @@ impl HubOptions {
             metrics_port: None,
             config_yaml: None,
             env: Vec::new(),
+            files: Vec::new(),
         }
+    }
+
+    /// A hub started from the configuration [`LoginHub`] describes.
+    pub fn with_login(name: &str, login: &LoginHub) -> Result<Self> {
+        let yaml = format!(
+            r#"issuer: {issuer}
+listen: 127.0.0.1:{port}
+tls: {{self_signed: true, self_signed_dir: "@DIR@/tls"}}
+metrics: {{listen: "127.0.0.1:0"}}
+storage: {{url: "sqlite://@DIR@/hub.db"}}
+keys: {{kek_file: "@DIR@/kek"}}
+tokens: {{cluster_token_lifetime: 60s}}
+upstream:
+  issuer: {idp}
+  client_id: {UPSTREAM_CLIENT_ID}
+  client_secret_file: "@DIR@/upstream-secret"
+  dangerous_allow_http_issuer: true
+  recheck_interval: {recheck}
+{extra}
+telemetry: {{log_format: text, log_level: info}}
+"#,
+            issuer = login.issuer(),
+            port = login.port,
+            idp = login.idp_issuer,
+            recheck = login.recheck_interval,
+            extra = login.extra_yaml,
+        );
+        let mut kek = vec![0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut kek)
+            .map_err(|_| Error::Failed("no system randomness for the KEK".into()))?;
+        let mut options = Self::with_config(name, &yaml).port(login.port);
+        options.files.push(("kek".into(), kek));
+        options
+            .files
+            .push(("upstream-secret".into(), login.upstream_secret.clone().into_bytes()));
+        Ok(options)
     }
 
     /// A hub started with `serve --config FILE`, FILE holding `yaml`. In `yaml`, the
@@ -86,6 +156,9 @@ impl Hub {
         let port = port_for(&part, options.port)?;
         let metrics_port = port_for(&format!("{part} metrics"), options.metrics_port)?;
         let data_dir = dir.subdir(&options.name)?;
+        for (name, content) in &options.files {
+            write_private(&data_dir.join(name), content)?;
+        }
         Self::spawn(dir, options, data_dir, port, metrics_port).await
     }
 
@@ -255,4 +328,18 @@ impl Hub {
             value.trim().parse().ok()
         }))
     }
+}
+
+/// Writes `content` to `path` with mode 0600 (the hub refuses a KEK readable by others).
+fn write_private(path: &Path, content: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(content))
+        .map_err(Error::io(format!("writing {}", path.display())))
 }

@@ -35,7 +35,7 @@ pub use cluster::{Cluster, ClusterOptions, CmdOutput};
 pub use deps::{Deps, workspace_bin};
 pub use error::{Error, Result};
 pub use etcd::Etcd;
-pub use hub::{Hub, HubOptions};
+pub use hub::{Hub, HubOptions, LoginHub, UPSTREAM_CLIENT_ID};
 pub use idp::{IdpClient, IdpOptions, IdpTokens, UpstreamIdp};
 pub use kubelet::TestNode;
 pub use login::{Pkce, form_login, form_login_via, jwt_claims};

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tether_common::secret::Secret;
 use tether_common::time::{Clock as _, SystemClock};
 use tether_e2e::{
-    Hub, HubOptions, IdpClient, IdpOptions, Pkce, TestDir, UpstreamIdp, form_login_via, free_port,
+    Hub, HubOptions, IdpClient, LoginHub, IdpOptions, Pkce, TestDir, UpstreamIdp, form_login_via, free_port,
 };
 use tether_hub::registry::ClusterName;
 use tether_hub::store::{DatabaseUrl, Store, StoreConfig};
@@ -40,45 +40,33 @@ impl LoginEnv {
         let idp = UpstreamIdp::start(
             &dir,
             IdpOptions::new().client(IdpClient::new(
-                "tether-hub",
+                tether_e2e::UPSTREAM_CLIENT_ID,
                 "upstream-secret",
                 &[&format!("{hub_url}/callback")],
             )),
         )
         .await
         .expect("idp");
-        let data = dir.subdir("hub").expect("hub dir");
-        crate::hub::support::write_kek(&data.join("kek"));
-        std::fs::write(data.join("upstream-secret"), "upstream-secret").expect("secret file");
         let hash = tether_hub::clients::hash_secret(&Secret::new(CLIENT_SECRET));
-        let yaml = format!(
-            r#"issuer: {hub_url}
-listen: 127.0.0.1:{port}
-tls: {{self_signed: true, self_signed_dir: "@DIR@/tls"}}
-metrics: {{listen: "127.0.0.1:0"}}
-storage: {{url: "sqlite://@DIR@/hub.db"}}
-keys: {{kek_file: "@DIR@/kek"}}
-tokens: {{cluster_token_lifetime: 60s}}
-upstream:
-  issuer: {idp}
-  client_id: tether-hub
-  client_secret_file: "@DIR@/upstream-secret"
-  dangerous_allow_http_issuer: true
-  recheck_interval: {recheck}
-clients:
+        let login = LoginHub {
+            port,
+            idp_issuer: idp.issuer().to_owned(),
+            upstream_secret: "upstream-secret".into(),
+            recheck_interval: recheck.into(),
+            extra_yaml: format!(
+                r#"clients:
   - id: {CLIENT_ID}
     kind: confidential
     secret_hash: "{hash}"
     redirect_uris: ["{REDIRECT_URI}"]
     token_exchange: ["spoke-*"]
-{extra}
-telemetry: {{log_format: text, log_level: info}}
-"#,
-            idp = idp.issuer(),
-        );
-        let hub = Hub::start(&dir, HubOptions::with_config("hub", &yaml).port(port))
+{extra}"#
+            ),
+        };
+        let hub = Hub::start(&dir, HubOptions::with_login("hub", &login).expect("options"))
             .await
             .expect("hub with upstream");
+        let data = hub.data_dir().to_path_buf();
         let url = DatabaseUrl::parse(&format!("sqlite://{}", data.join("hub.db").display()))
             .expect("db url");
         let store = Store::connect(&StoreConfig::new(url))
