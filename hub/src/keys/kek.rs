@@ -115,17 +115,7 @@ impl Kek {
         alg: &str,
         plaintext: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| KeyError::Random)?;
-        let mut buffer = plaintext.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(kid, alg)),
-                &mut buffer,
-            )
-            .map_err(|_| KeyError::Crypto)?;
-        Ok((buffer, nonce.to_vec()))
+        self.seal_with(aad(AAD_PREFIX, kid, alg), plaintext)
     }
 
     /// Decrypts a row's private key. Fails (without detail) on a wrong KEK, a tampered
@@ -137,22 +127,12 @@ impl Kek {
         ciphertext: &[u8],
         nonce: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let undecryptable = || KeyError::Decrypt {
-            kid: kid.to_owned(),
-        };
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| undecryptable())?;
-        let mut buffer = Zeroizing::new(ciphertext.to_vec());
-        let plaintext_len = self
-            .key
-            .open_in_place(nonce, Aad::from(aad(kid, alg)), buffer.as_mut_slice())
-            .map_err(|_| undecryptable())?
-            .len();
-        buffer.truncate(plaintext_len);
-        Ok(buffer)
+        self.open_with(aad(AAD_PREFIX, kid, alg), ciphertext, nonce)
+            .map_err(|()| KeyError::Decrypt {
+                kid: kid.to_owned(),
+            })
     }
-}
 
-impl Kek {
     /// Encrypts `plaintext` bound to (`purpose`, `binding`), e.g. (`session.upstream_grant`,
     /// the session id): returns (ciphertext || tag, nonce). The associated data is distinct
     /// from the signing keys', so neither kind of ciphertext opens as the other.
@@ -162,17 +142,7 @@ impl Kek {
         binding: &str,
         plaintext: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| KeyError::Random)?;
-        let mut buffer = plaintext.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(bound_aad(purpose, binding)),
-                &mut buffer,
-            )
-            .map_err(|_| KeyError::Crypto)?;
-        Ok((buffer, nonce.to_vec()))
+        self.seal_with(aad(BOUND_AAD_PREFIX, purpose, binding), plaintext)
     }
 
     /// Decrypts what [`Kek::seal_bound`] sealed for the same (`purpose`, `binding`). Fails
@@ -185,19 +155,40 @@ impl Kek {
         ciphertext: &[u8],
         nonce: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let undecryptable = || KeyError::Decrypt {
-            kid: format!("{purpose}:{binding}"),
-        };
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| undecryptable())?;
+        self.open_with(aad(BOUND_AAD_PREFIX, purpose, binding), ciphertext, nonce)
+            .map_err(|()| KeyError::Decrypt {
+                kid: format!("{purpose}:{binding}"),
+            })
+    }
+
+    /// AES-256-GCM with a fresh random 96-bit nonce and associated data `aad`.
+    fn seal_with(&self, aad: Vec<u8>, plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| KeyError::Random)?;
+        let mut buffer = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut buffer,
+            )
+            .map_err(|_| KeyError::Crypto)?;
+        Ok((buffer, nonce.to_vec()))
+    }
+
+    /// The inverse of [`Kek::seal_with`]; `Err(())` says nothing about why.
+    fn open_with(
+        &self,
+        aad: Vec<u8>,
+        ciphertext: &[u8],
+        nonce: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ()> {
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| ())?;
         let mut buffer = Zeroizing::new(ciphertext.to_vec());
         let plaintext_len = self
             .key
-            .open_in_place(
-                nonce,
-                Aad::from(bound_aad(purpose, binding)),
-                buffer.as_mut_slice(),
-            )
-            .map_err(|_| undecryptable())?
+            .open_in_place(nonce, Aad::from(aad), buffer.as_mut_slice())
+            .map_err(|_| ())?
             .len();
         buffer.truncate(plaintext_len);
         Ok(buffer)
@@ -220,23 +211,14 @@ impl std::fmt::Debug for Kek {
     }
 }
 
-/// `prefix || kid || 0 || alg`: the separator keeps (kid, alg) pairs unambiguous.
-fn aad(kid: &str, alg: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_PREFIX.len() + kid.len() + 1 + alg.len());
-    aad.extend_from_slice(AAD_PREFIX);
-    aad.extend_from_slice(kid.as_bytes());
+/// `prefix || first || 0 || second`: the separator keeps the pairs unambiguous; the two
+/// prefixes keep signing-key rows (kid, alg) and bound secrets (purpose, binding) apart.
+fn aad(prefix: &[u8], first: &str, second: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(prefix.len() + first.len() + 1 + second.len());
+    aad.extend_from_slice(prefix);
+    aad.extend_from_slice(first.as_bytes());
     aad.push(0);
-    aad.extend_from_slice(alg.as_bytes());
-    aad
-}
-
-/// `bound prefix || purpose || 0 || binding`.
-fn bound_aad(purpose: &str, binding: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(BOUND_AAD_PREFIX.len() + purpose.len() + 1 + binding.len());
-    aad.extend_from_slice(BOUND_AAD_PREFIX);
-    aad.extend_from_slice(purpose.as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(binding.as_bytes());
+    aad.extend_from_slice(second.as_bytes());
     aad
 }
 
