@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::clients::{ClientError, Clients};
 use crate::config::{Config, ConfigError, DEV_CONFIG_FILE, DevOptions, Overrides};
+use crate::grpc::{GrpcError, GrpcState, Pki};
 use crate::http::{self, AppState, Probe, ProbeResult, PublishedJwks};
 use crate::keys::{Kek, KeyError, KeyManager, KeyState};
 use crate::oidc::{Lifetimes, LoginUpstream, Provider};
@@ -72,6 +73,9 @@ pub enum AppError {
     /// The OAuth clients could not be loaded.
     #[error("OAuth clients: {0}")]
     Clients(#[from] ClientError),
+    /// The gRPC listener's CAs could not be loaded or created.
+    #[error("gRPC: {0}")]
+    Grpc(#[source] GrpcError),
 }
 
 impl AppError {
@@ -90,6 +94,8 @@ pub struct Prepared {
     pub listener: TcpListener,
     /// The bound metrics listener.
     pub metrics_listener: TcpListener,
+    /// The bound gRPC listener (spokes, Admin API).
+    pub grpc_listener: TcpListener,
     /// Dev mode's data directory.
     pub dev_data_dir: Option<PathBuf>,
 }
@@ -106,10 +112,12 @@ impl Prepared {
                 config.apply_overrides(overrides)?;
                 let listener = bind(config.listen).await?;
                 let metrics_listener = bind(config.metrics.listen).await?;
+                let grpc_listener = bind(config.grpc.listen).await?;
                 Ok(Self {
                     config,
                     listener,
                     metrics_listener,
+                    grpc_listener,
                     dev_data_dir: None,
                 })
             }
@@ -127,13 +135,21 @@ impl Prepared {
                     listen: local_addr(&listener)?,
                     metrics_listen: local_addr(&metrics_listener)?,
                 };
-                let (config, text) = Config::dev_with_text(&options)?;
+                let grpc_listener = bind(
+                    overrides
+                        .grpc_listen
+                        .unwrap_or(DevOptions::DEFAULT_GRPC_LISTEN),
+                )
+                .await?;
+                let (mut config, text) = Config::dev_with_text(&options)?;
+                config.grpc.listen = local_addr(&grpc_listener)?;
                 ensure_dev_kek(&options.kek_file())?;
                 write_private_file(&data_dir.join(DEV_CONFIG_FILE), &text)?;
                 Ok(Self {
                     config,
                     listener,
                     metrics_listener,
+                    grpc_listener,
                     dev_data_dir: Some(data_dir.clone()),
                 })
             }
@@ -151,6 +167,7 @@ impl Prepared {
             config,
             listener,
             metrics_listener,
+            grpc_listener,
             dev_data_dir,
         } = self;
         let tls = ServerTls::from_config(&config.tls, &config.issuer)?;
@@ -188,7 +205,7 @@ impl Prepared {
 
         let trigger = tokio::spawn(shutdown_trigger(shutdown, stop_tx.clone()));
         let outcome = tokio::select! {
-            started = start_backends(&config, &store_probe, jwks_tx, provider_tx) => started.map(Some),
+            started = start_backends(&config, &store_probe, jwks_tx, provider_tx, grpc_listener, stopped(stop_rx.clone())) => started.map(Some),
             () = stopped(stop_rx.clone()) => Ok(None),
         };
         if let Ok(Some(_)) = &outcome {
@@ -196,8 +213,22 @@ impl Prepared {
             stopped(stop_rx).await;
         }
         trigger.abort();
-        let outcome = outcome.map(|backends| backends.map(Backends::stop));
+        let (outcome, grpc) = match outcome {
+            Ok(Some(backends)) => {
+                let grpc = backends.stop();
+                (Ok(()), grpc)
+            }
+            Ok(None) => (Ok(()), None),
+            Err(err) => (Err(err), None),
+        };
         let _ = stop_tx.send(true);
+        if let Some(grpc) = grpc {
+            match grpc.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::error!(error = %err, "gRPC server failed"),
+                Err(err) => tracing::error!(error = %err, "gRPC server task failed"),
+            }
+        }
         if let Err(err) = https.await {
             tracing::error!(error = %err, "HTTPS server task failed");
         }
@@ -210,7 +241,7 @@ impl Prepared {
             store.close().await;
         }
         tracing::info!("hub stopped");
-        outcome.map(drop)
+        outcome
     }
 }
 
@@ -227,15 +258,21 @@ pub struct Backends {
     pub store: Store,
     /// The key manager (its refresh loop stops when the last clone is dropped).
     pub keys: KeyManager,
+    /// The gRPC services' state (registry of agent streams, CAs).
+    pub grpc: GrpcState,
     tasks: Vec<JoinHandle<()>>,
+    grpc_server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
 }
 
 impl Backends {
-    /// Stops the background tasks.
-    fn stop(self) {
+    /// Stops the background tasks; returns the gRPC server task, which stops gracefully
+    /// on the shutdown signal (await it).
+    fn stop(mut self) -> Option<JoinHandle<Result<(), tonic::transport::Error>>> {
         for task in &self.tasks {
             task.abort();
         }
+        self.grpc.connections().close_all();
+        self.grpc_server.take()
     }
 }
 
@@ -247,6 +284,8 @@ async fn start_backends(
     store_probe: &StoreProbe,
     jwks_tx: watch::Sender<Option<Arc<PublishedJwks>>>,
     provider_tx: watch::Sender<Option<Arc<Provider>>>,
+    grpc_listener: TcpListener,
+    grpc_shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Backends, AppError> {
     let store = Store::connect(&config.storage).await?;
     tracing::info!(backend = %store.backend(), "storage connected");
@@ -260,8 +299,84 @@ async fn start_backends(
     let (provider, purge) = start_provider(config, &store, &keys).await?;
     tasks.push(purge);
     provider_tx.send_replace(Some(provider));
-    Ok(Backends { store, keys, tasks })
+    let grpc_addr = local_addr(&grpc_listener)?;
+    let grpc = start_grpc(config, &store, &keys, grpc_addr.port()).await?;
+    announce_grpc(&grpc, grpc_addr);
+    publish_grpc_ca(config, &grpc);
+    let grpc_server = tokio::spawn(crate::grpc::server::serve(
+        grpc_listener,
+        grpc.clone(),
+        grpc_shutdown,
+    ));
+    Ok(Backends {
+        store,
+        keys,
+        grpc,
+        tasks,
+        grpc_server: Some(grpc_server),
+    })
 }
+
+/// Loads (or creates, once for all replicas) the gRPC and cluster CAs and builds the
+/// gRPC services' state.
+async fn start_grpc(
+    config: &Config,
+    store: &Store,
+    keys: &KeyManager,
+    port: u16,
+) -> Result<GrpcState, AppError> {
+    let clock: Arc<dyn tether_common::time::Clock> = Arc::new(SystemClock);
+    let kek = Kek::load(&config.keys.kek_file)?;
+    let pki = Pki::load_or_create(
+        store,
+        &kek,
+        &crate::grpc::listener_hosts(&config.issuer),
+        config.grpc.agent_cert_lifetime.as_duration(),
+        clock.now(),
+    )
+    .await
+    .map_err(AppError::Grpc)?;
+    Ok(GrpcState::new(
+        store.clone(),
+        keys.clone(),
+        pki,
+        config.issuer.clone(),
+        crate::grpc::hub_url(&config.issuer, port),
+        clock,
+    ))
+}
+
+/// Logs where agents and tetherctl reach the gRPC listener, and the CA pin.
+fn announce_grpc(grpc: &GrpcState, addr: SocketAddr) {
+    tracing::info!(%addr, "grpc: {}", grpc.hub_url());
+    tracing::info!(ca_hash = %grpc.pki().ca_hash(), "gRPC CA pin (agents: --ca-hash)");
+}
+
+/// With a self-signed TLS directory (dev mode, tests, the demo), writes the gRPC CA there as
+/// `grpc-ca.crt`, beside the HTTPS `ca.crt`, so `tetherctl --ca-file` can trust the gRPC
+/// listener. It is a public certificate; agents trust it by pin (`--ca-hash`) instead.
+fn publish_grpc_ca(config: &Config, grpc: &GrpcState) {
+    let Some(dir) = config
+        .tls
+        .self_signed_dir
+        .as_ref()
+        .filter(|_| config.tls.self_signed)
+    else {
+        return;
+    };
+    let path = dir.join(GRPC_CA_FILE);
+    match std::fs::write(&path, grpc.pki().grpc_ca_pem()) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "gRPC CA certificate (tetherctl --ca-file)")
+        }
+        Err(err) => {
+            tracing::warn!(path = %path.display(), error = %err, "cannot write the gRPC CA certificate")
+        }
+    }
+}
+
+/// The gRPC CA file written into a self-signed TLS directory.
+pub const GRPC_CA_FILE: &str = "grpc-ca.crt";
 
 /// Builds the OIDC endpoints' backends: sessions (grants sealed with the KEK), clients,
 /// and the upstream IdP (discovered now). Returns them with the session purge task.
@@ -462,6 +577,7 @@ mod tests {
         Overrides {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         }
     }
 

@@ -16,7 +16,10 @@
 //!   re-validation by refresh.
 //! - [`sessions`]: hub sessions: pending logins, authorization codes, rotating refresh tokens.
 //! - [`clients`]: the OAuth clients (configured ones and the built-in `tetherctl`).
-//! - [`registry`]: the spoke registry ([`registry::ClusterName`], cluster audiences).
+//! - [`registry`]: the spoke registry ([`registry::ClusterName`], cluster audiences,
+//!   cluster states, join tokens).
+//! - [`grpc`]: the gRPC listener: spoke registration (`Join`), the control stream to
+//!   agents, the Admin API, and the hub's gRPC and cluster CAs.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -24,6 +27,7 @@ pub mod app;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod grpc;
 pub mod http;
 pub mod keys;
 pub mod oidc;

@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Override the metrics listen address (dev default 127.0.0.1, an ephemeral port).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Override the gRPC listen address (spokes, Admin API; default 0.0.0.0:8444, dev
+    /// default 127.0.0.1:8444).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -64,6 +68,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let overrides = Overrides {
         listen: args.listen,
         metrics_listen: args.metrics_listen,
+        grpc_listen: args.grpc_listen,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -25,6 +25,9 @@ impl DevOptions {
     /// Default HTTPS address in dev mode.
     pub const DEFAULT_LISTEN: SocketAddr =
         SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8443);
+    /// Default gRPC address in dev mode.
+    pub const DEFAULT_GRPC_LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8444);
     /// Default metrics address in dev mode: an ephemeral port (printed at startup), so
     /// several dev hubs can run side by side.
     pub const DEFAULT_METRICS_LISTEN: SocketAddr =

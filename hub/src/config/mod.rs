@@ -23,7 +23,7 @@ pub use self::dev::{DEV_CONFIG_FILE, DevOptions, default_dev_data_dir};
 pub use self::duration::HumanDuration;
 pub use self::issuer::Issuer;
 pub use self::sections::{
-    LogFormat, MetricsConfig, TelemetryConfig, TlsConfig, TokensConfig, UpstreamConfig,
+    GrpcConfig, LogFormat, MetricsConfig, TelemetryConfig, TlsConfig, TokensConfig, UpstreamConfig,
 };
 use crate::clients::ClientConfig;
 use crate::keys::KeysConfig;
@@ -51,6 +51,9 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The Prometheus listener.
     pub metrics: MetricsConfig,
+    /// The gRPC listener (spokes and the Admin API).
+    #[serde(default)]
+    pub grpc: GrpcConfig,
     /// The database.
     pub storage: StoreConfig,
     /// Signing keys and their rotation.
@@ -97,17 +100,23 @@ impl Config {
         if let Some(listen) = overrides.metrics_listen {
             self.metrics.listen = listen;
         }
+        if let Some(listen) = overrides.grpc_listen {
+            self.grpc.listen = listen;
+        }
         self.validate()
     }
 }
 
-/// Command-line flags that override the file (`--listen`, `--metrics-listen`).
+/// Command-line flags that override the file (`--listen`, `--metrics-listen`,
+/// `--grpc-listen`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// Replaces `listen`.
     pub listen: Option<SocketAddr>,
     /// Replaces `metrics.listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Replaces `grpc.listen`.
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 /// Why configuration could not be used.

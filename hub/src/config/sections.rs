@@ -34,6 +34,41 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
+/// `grpc`: the gRPC listener (spoke registration, control streams, Admin API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Where the gRPC server listens (default `0.0.0.0:8444`).
+    #[serde(default = "GrpcConfig::default_listen")]
+    pub listen: SocketAddr,
+    /// Lifetime of agent client certificates (default `24h`); agents renew before expiry.
+    #[serde(default = "GrpcConfig::default_agent_cert_lifetime")]
+    pub agent_cert_lifetime: HumanDuration,
+}
+
+impl GrpcConfig {
+    /// Default gRPC listen address.
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8444);
+
+    fn default_listen() -> SocketAddr {
+        Self::DEFAULT_LISTEN
+    }
+
+    fn default_agent_cert_lifetime() -> HumanDuration {
+        HumanDuration::from_secs(24 * 3600)
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: Self::default_listen(),
+            agent_cert_lifetime: Self::default_agent_cert_lifetime(),
+        }
+    }
+}
+
 /// `tokens`: lifetimes of minted tokens.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -148,6 +148,7 @@ fn listen_override_replaces_both_listeners() {
         .apply_overrides(&Overrides {
             listen: Some(listen),
             metrics_listen: Some(metrics_listen),
+            grpc_listen: None,
         })
         .unwrap();
     assert_eq!(config.listen, listen);
@@ -161,6 +162,7 @@ fn override_colliding_with_metrics_is_rejected() {
         .apply_overrides(&Overrides {
             listen: Some("0.0.0.0:9464".parse().unwrap()),
             metrics_listen: None,
+            grpc_listen: None,
         })
         .unwrap_err();
     assert_eq!(err.field(), Some("metrics.listen"));

@@ -1,8 +1,10 @@
 //! The spoke registry: the clusters the hub knows, by [`ClusterName`].
 //!
-//! Minimal for now (name, labels, creation time); the spoke-join work extends the
-//! `clusters` table with new migrations. Rows are read and written through
-//! [`Store::add_cluster`](crate::store::Store::add_cluster) and its siblings.
+//! A cluster is `pending` (added, join token issued), `joined` (an agent redeemed the token
+//! and holds a hub-signed certificate) or `removed` (identity revoked; re-adding it starts
+//! over). Rows are read and written through
+//! [`Store::add_cluster`](crate::store::Store::add_cluster) and its siblings; join tokens
+//! live in [`join_token`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,8 +15,11 @@ use tether_common::time::UnixTime;
 
 use crate::store::StoreError;
 
+pub mod join_token;
 #[cfg(test)]
 mod tests;
+
+pub use join_token::{JoinSecret, JoinToken, JoinTokenId, JoinTokenRow};
 
 /// Prefix of every cluster audience; OAuth client ids may not start with it.
 pub const CLUSTER_AUDIENCE_PREFIX: &str = "tether:cluster:";
@@ -27,6 +32,12 @@ pub mod audit_kind {
     pub const CLUSTER_ADDED: &str = "cluster.added";
     /// A cluster was removed.
     pub const CLUSTER_REMOVED: &str = "cluster.removed";
+    /// An agent redeemed a join token.
+    pub const CLUSTER_JOINED: &str = "cluster.joined";
+    /// An agent renewed its certificate.
+    pub const CLUSTER_RENEWED: &str = "cluster.renewed";
+    /// The clusters were listed.
+    pub const CLUSTERS_LISTED: &str = "cluster.listed";
 }
 
 /// The `aud` of tokens for cluster `name`: `tether:cluster:<name>`. Prefixed so that it can
@@ -129,6 +140,72 @@ pub struct ClusterRow {
     pub created_at: UnixTime,
 }
 
+/// Where a cluster is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterState {
+    /// Added; its join token has not been redeemed.
+    Pending,
+    /// An agent joined and holds a certificate.
+    Joined,
+    /// Removed: its identity is revoked.
+    Removed,
+}
+
+impl ClusterState {
+    /// The stored (and wire) form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Joined => "joined",
+            Self::Removed => "removed",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "joined" => Some(Self::Joined),
+            "removed" => Some(Self::Removed),
+            _ => None,
+        }
+    }
+}
+
+/// A cluster with its registration state (what the Admin API lists).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterRecord {
+    /// Name, labels, creation time.
+    #[serde(flatten)]
+    pub row: ClusterRow,
+    /// Its state.
+    pub state: ClusterState,
+    /// Serial (lowercase hex) of the agent's current certificate, once joined.
+    pub cert_serial: Option<String>,
+    /// End of validity of that certificate.
+    pub cert_not_after: Option<UnixTime>,
+    /// The agent's version, as last reported.
+    pub agent_version: String,
+    /// The agent's last heartbeat (or join).
+    pub last_seen: Option<UnixTime>,
+    /// Where kubectl reaches the spoke's proxy.
+    pub proxy_url: String,
+    /// The CA (PEM) of the proxy's certificate.
+    pub proxy_ca_pem: String,
+}
+
+/// What an agent reports in a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentReport {
+    /// The agent's version.
+    pub agent_version: String,
+    /// Where kubectl reaches the spoke's proxy.
+    pub proxy_url: String,
+    /// The CA (PEM) of the proxy's certificate.
+    pub proxy_ca_pem: String,
+}
+
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -138,6 +215,14 @@ pub enum RegistryError {
     /// No cluster of this name is registered.
     #[error("cluster {0} is not registered")]
     NotFound(ClusterName),
+    /// The cluster is not in a state that allows the operation (e.g. joining twice).
+    #[error("cluster {name} is {state}")]
+    WrongState {
+        /// The cluster.
+        name: ClusterName,
+        /// Its state.
+        state: &'static str,
+    },
     /// The store failed.
     #[error("cluster registry storage failed")]
     Store(#[from] StoreError),

@@ -13,8 +13,11 @@ pub const CLUSTERS_TABLE: &str = "clusters";
 
 const INSERT_CLUSTER_SQL: &str = "INSERT INTO clusters (name, labels, created_at) VALUES ($1, $2, $3) \
      ON CONFLICT (name) DO NOTHING";
-const SELECT_CLUSTER_SQL: &str = "SELECT name, labels, created_at FROM clusters WHERE name = $1";
-const SELECT_CLUSTERS_SQL: &str = "SELECT name, labels, created_at FROM clusters ORDER BY name";
+// A removed cluster is no longer registered: no tokens are minted for it.
+const SELECT_CLUSTER_SQL: &str =
+    "SELECT name, labels, created_at FROM clusters WHERE name = $1 AND state <> 'removed'";
+const SELECT_CLUSTERS_SQL: &str =
+    "SELECT name, labels, created_at FROM clusters WHERE state <> 'removed' ORDER BY name";
 const DELETE_CLUSTER_SQL: &str = "DELETE FROM clusters WHERE name = $1";
 
 impl Store {
@@ -48,7 +51,7 @@ impl Store {
         })
     }
 
-    /// The cluster called `name`, if registered.
+    /// The cluster called `name`, if registered (and not removed).
     pub async fn cluster(&self, name: &ClusterName) -> Result<Option<ClusterRow>, StoreError> {
         let raw = with_pool!(self, pool => sqlx::query(SELECT_CLUSTER_SQL)
             .bind(name.as_str())
@@ -65,7 +68,7 @@ impl Store {
         raw.map(RawCluster::into_row).transpose()
     }
 
-    /// Every registered cluster, by name.
+    /// Every registered (not removed) cluster, by name.
     pub async fn list_clusters(&self) -> Result<Vec<ClusterRow>, StoreError> {
         let raw = with_pool!(self, pool => sqlx::query(SELECT_CLUSTERS_SQL)
             .fetch_all(pool)

@@ -48,6 +48,8 @@ cases!(
     clusters_add_get_list_remove,
     upstream_grant_encrypted_at_rest,
     only_hashes_stored,
+    join_token_single_use_under_concurrency,
+    join_token_expiry_cluster_binding_and_hash_only,
 );
 
 /// Connects to the PostgreSQL admin URL `admin_url`, creates a uniquely named
@@ -994,4 +996,51 @@ pub async fn only_hashes_stored(store: Store) {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A join token is spent by exactly one of many concurrent redemptions.
+pub async fn join_token_single_use_under_concurrency(store: Store) {
+    use crate::registry::ClusterName;
+    let name = ClusterName::parse("prod-eu").unwrap();
+    let (id, _secret, _) = store
+        .create_join_token(&name, std::time::Duration::from_secs(600), at(0))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let id = id.clone();
+            let name = name.clone();
+            tokio::spawn(async move { store.redeem_join_token(&id, &name, at(1)).await.unwrap() })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(
+        store.join_token(&id).await.unwrap().unwrap().used_at,
+        Some(at(1))
+    );
+}
+
+/// An expired token, or one for another cluster, is not spent; only the hash is stored.
+pub async fn join_token_expiry_cluster_binding_and_hash_only(store: Store) {
+    use crate::registry::ClusterName;
+    let name = ClusterName::parse("prod-eu").unwrap();
+    let other = ClusterName::parse("dev").unwrap();
+    let (id, secret, expires) = store
+        .create_join_token(&name, std::time::Duration::from_secs(60), at(0))
+        .await
+        .unwrap();
+    assert_eq!(expires, at(60));
+    let row = store.join_token(&id).await.unwrap().unwrap();
+    assert_eq!(row.secret_hash, secret.hash());
+    assert_ne!(row.secret_hash, secret.expose());
+    assert!(row.secret_matches(&secret));
+    assert!(!store.redeem_join_token(&id, &other, at(1)).await.unwrap());
+    assert!(!store.redeem_join_token(&id, &name, at(60)).await.unwrap());
+    assert_eq!(store.join_token(&id).await.unwrap().unwrap().used_at, None);
+    assert!(store.redeem_join_token(&id, &name, at(59)).await.unwrap());
 }

@@ -9,6 +9,8 @@
 //! - [`signing_keys`]: signing-key rows and the compare-and-set key epoch.
 //! - [`sessions`]: hub sessions, refresh tokens, authorization codes, pending logins.
 //! - [`clusters`]: the spoke registry (types in [`crate::registry`]).
+//! - [`cluster_state`]: registration state of clusters, the hub's CAs, revoked sessions.
+//! - [`join_tokens`]: join tokens and the join transaction.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,9 +22,11 @@ use sqlx::sqlite::{
 };
 
 pub mod audit;
+pub mod cluster_state;
 pub mod clusters;
 pub mod config;
 mod error;
+pub mod join_tokens;
 pub mod sessions;
 pub mod signing_keys;
 
@@ -32,8 +36,10 @@ pub mod conformance;
 pub(crate) mod tests;
 
 pub use audit::{AuditOutcome, AuditRecord, StoredAuditRecord};
+pub use cluster_state::{RevokedSession, StoredCa};
 pub use config::{Backend, DatabaseUrl, SqliteLocation, StoreConfig};
 pub use error::StoreError;
+pub use join_tokens::{IssuedCert, JoinOutcome};
 pub use sessions::{
     AuthCodeRow, CodeUse, PendingLoginRow, PurgeCounts, RefreshTokenRow, SessionRow,
 };

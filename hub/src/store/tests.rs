@@ -67,6 +67,8 @@ on_every_backend!(
     clusters_add_get_list_remove,
     upstream_grant_encrypted_at_rest,
     only_hashes_stored,
+    join_token_single_use_under_concurrency,
+    join_token_expiry_cluster_binding_and_hash_only,
 );
 
 #[test]
@@ -160,6 +162,9 @@ fn migrations_match_across_backends() {
     };
     let sqlite = include_str!("../../migrations/sqlite/0001_keys_and_audit.sql");
     let postgres = include_str!("../../migrations/postgres/0001_keys_and_audit.sql");
+    assert_eq!(normalize(sqlite), normalize(postgres));
+    let sqlite = include_str!("../../migrations/sqlite/0003_registry.sql");
+    let postgres = include_str!("../../migrations/postgres/0003_registry.sql");
     assert_eq!(normalize(sqlite), normalize(postgres));
 }
 
