@@ -1,15 +1,54 @@
 //! `tetherctl`: log in through the Tether hub, act as kubectl's credential plugin, and
 //! administer the hub over gRPC.
 
+use std::process::ExitCode;
+
 use clap::Parser;
+use tether_common::time::SystemClock;
+use tetherctl::admin::ProcessEnv;
+use tetherctl::cli::{self, Cli, Context};
+use tetherctl::error::{EXIT_FAILURE, EXIT_USAGE};
 
-/// Tether CLI: `login`, `credential` (kubectl/ArgoCD exec plugin), `logout`, and admin
-/// commands for the hub (`cluster`, `key`, `session`, `policy`, `audit`, `argocd`).
-#[derive(Debug, Parser)]
-#[command(name = "tetherctl", version, about, long_about = None, arg_required_else_help = true)]
-struct Cli {}
+fn main() -> ExitCode {
+    // ring, not aws-lc-rs: install it before anything builds a TLS config. This fails only
+    // if a provider is already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; usage errors exit 64.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr());
+    let mut cx = Context {
+        env: &ProcessEnv,
+        clock: &SystemClock,
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+    };
+    match runtime.block_on(cli::run(&cli, &mut cx)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.report());
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
