@@ -8,5 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod hub;
+mod join;
 mod login;
 mod smoke;

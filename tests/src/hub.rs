@@ -24,6 +24,7 @@ pub struct HubOptions {
     name: String,
     port: Option<u16>,
     metrics_port: Option<u16>,
+    grpc_port: Option<u16>,
     config_yaml: Option<String>,
     env: Vec<(String, String)>,
     /// Files written into the hub's directory before it starts (name, content), mode 0600.
@@ -65,6 +66,7 @@ impl HubOptions {
             name: name.to_string(),
             port: None,
             metrics_port: None,
+            grpc_port: None,
             config_yaml: None,
             env: Vec::new(),
             files: Vec::new(),
@@ -101,9 +103,10 @@ telemetry: {{log_format: text, log_level: info}}
             .map_err(|_| Error::Failed("no system randomness for the KEK".into()))?;
         let mut options = Self::with_config(name, &yaml).port(login.port);
         options.files.push(("kek".into(), kek));
-        options
-            .files
-            .push(("upstream-secret".into(), login.upstream_secret.clone().into_bytes()));
+        options.files.push((
+            "upstream-secret".into(),
+            login.upstream_secret.clone().into_bytes(),
+        ));
         Ok(options)
     }
 
@@ -146,6 +149,7 @@ pub struct Hub {
     data_dir: PathBuf,
     port: u16,
     metrics_port: u16,
+    grpc_port: u16,
     http: reqwest::Client,
 }
 
@@ -155,19 +159,19 @@ impl Hub {
         let part = format!("tether-hub {}", options.name);
         let port = port_for(&part, options.port)?;
         let metrics_port = port_for(&format!("{part} metrics"), options.metrics_port)?;
+        let grpc_port = port_for(&format!("{part} gRPC"), options.grpc_port)?;
         let data_dir = dir.subdir(&options.name)?;
         for (name, content) in &options.files {
             write_private(&data_dir.join(name), content)?;
         }
-        Self::spawn(dir, options, data_dir, port, metrics_port).await
+        Self::spawn(dir, options, data_dir, [port, metrics_port, grpc_port]).await
     }
 
     async fn spawn(
         dir: &TestDir,
         options: HubOptions,
         data_dir: PathBuf,
-        port: u16,
-        metrics_port: u16,
+        [port, metrics_port, grpc_port]: [u16; 3],
     ) -> Result<Self> {
         let part = format!("tether-hub {}", options.name);
         let bin = workspace_bin("tether-hub")?;
@@ -191,6 +195,8 @@ impl Hub {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{metrics_port}"))
+            .arg("--grpc-listen")
+            .arg(format!("127.0.0.1:{grpc_port}"))
             .env("RUST_LOG", "info,tether_hub=debug")
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let log = format!("hub-{}.log", options.name);
@@ -225,6 +231,7 @@ impl Hub {
             data_dir,
             port,
             metrics_port,
+            grpc_port,
             http,
         })
     }
@@ -238,11 +245,12 @@ impl Hub {
             data_dir,
             port,
             metrics_port,
+            grpc_port,
             ..
         } = self;
         guard.stop();
         drop(guard);
-        Self::spawn(&dir, options, data_dir, port, metrics_port).await
+        Self::spawn(&dir, options, data_dir, [port, metrics_port, grpc_port]).await
     }
 
     /// The base URL (`https://127.0.0.1:PORT`), which is also the issuer in dev mode.
@@ -253,6 +261,43 @@ impl Hub {
     /// The HTTPS port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The gRPC URL agents and `tetherctl` dial (`https://127.0.0.1:PORT`).
+    pub fn grpc_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// The gRPC CA certificate the hub writes beside its HTTPS CA (`tetherctl --ca-file`).
+    pub fn grpc_ca_file(&self) -> PathBuf {
+        self.ca_file().with_file_name("grpc-ca.crt")
+    }
+
+    /// The effective configuration file (dev mode writes one too), for offline commands
+    /// such as `tether-hub admin-token --config FILE`.
+    pub fn config_file(&self) -> PathBuf {
+        self.data_dir.join("hub.yaml")
+    }
+
+    /// A fresh admin token from `tether-hub admin-token` (for `tetherctl` and the Admin API).
+    pub async fn admin_token(&self) -> Result<String> {
+        let bin = workspace_bin("tether-hub")?;
+        let out = tokio::process::Command::new(bin)
+            .arg("admin-token")
+            .arg("--name")
+            .arg("e2e")
+            .arg("--config")
+            .arg(self.config_file())
+            .output()
+            .await
+            .map_err(Error::io("running tether-hub admin-token"))?;
+        if !out.status.success() {
+            return Err(Error::Failed(format!(
+                "tether-hub admin-token: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     /// The metrics URL (`http://127.0.0.1:PORT/metrics`).

@@ -8,7 +8,8 @@ use serde_json::Value;
 use tether_common::secret::Secret;
 use tether_common::time::{Clock as _, SystemClock};
 use tether_e2e::{
-    Hub, HubOptions, IdpClient, LoginHub, IdpOptions, Pkce, TestDir, UpstreamIdp, form_login_via, free_port,
+    Hub, HubOptions, IdpClient, IdpOptions, LoginHub, Pkce, TestDir, UpstreamIdp, form_login_via,
+    free_port,
 };
 use tether_hub::registry::ClusterName;
 use tether_hub::store::{DatabaseUrl, Store, StoreConfig};
@@ -63,9 +64,12 @@ impl LoginEnv {
 {extra}"#
             ),
         };
-        let hub = Hub::start(&dir, HubOptions::with_login("hub", &login).expect("options"))
-            .await
-            .expect("hub with upstream");
+        let hub = Hub::start(
+            &dir,
+            HubOptions::with_login("hub", &login).expect("options"),
+        )
+        .await
+        .expect("hub with upstream");
         let data = hub.data_dir().to_path_buf();
         let url = DatabaseUrl::parse(&format!("sqlite://{}", data.join("hub.db").display()))
             .expect("db url");
