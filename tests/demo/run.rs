@@ -5,14 +5,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rustix::process::{Pid, Signal, kill_process};
-use tether_common::time::{Clock as _, SystemClock};
+use tether_e2e::agent;
 use tether_e2e::{
-    Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpClient, IdpOptions, LoginHub, TestDir,
-    UPSTREAM_CLIENT_ID, UpstreamIdp, free_port,
+    Agent, Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpClient, IdpOptions, LoginHub,
+    TestDir, UPSTREAM_CLIENT_ID, UpstreamIdp, free_port,
 };
 use tether_hub::clients::{generate_secret, hash_secret};
-use tether_hub::registry::ClusterName;
-use tether_hub::store::{DatabaseUrl, Store, StoreConfig};
 
 use crate::env::{EnvFile, var_name};
 
@@ -39,6 +37,7 @@ const DOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything `up` started; dropping it stops every process.
 struct Running {
+    _agents: Vec<Agent>,
     _hub: Hub,
     _idp: UpstreamIdp,
     _spokes: Vec<Cluster>,
@@ -180,12 +179,17 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     };
     step("tether-hub (SQLite, logging in through the IdP)");
     let hub = Hub::start(&dir, HubOptions::with_login("tether-hub", &login)?).await?;
-    register_spokes(&hub, &spoke_clusters).await?;
+    let agents = join_spokes(&dir, &hub, &spoke_clusters).await?;
 
     let mut env = EnvFile::default();
     env.set("TETHER_STATE_DIR", state_dir.display().to_string());
     env.set("TETHER_BIN_DIR", bin_dir.display().to_string());
     env.set("TETHER_HUB_URL", hub.url());
+    env.set("TETHER_HUB_GRPC_URL", hub.grpc_url());
+    env.set(
+        "TETHER_HUB_GRPC_CA",
+        hub.grpc_ca_file().display().to_string(),
+    );
     env.set("TETHER_HUB_CA", hub.ca_file().display().to_string());
     env.set("TETHER_HUB_METRICS_URL", hub.metrics_url());
     env.set("TETHER_IDP_URL", idp.issuer());
@@ -253,10 +257,15 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
             .display(),
     );
     println!("  admin token: $TETHER_ADMIN_TOKEN_CMD");
+    println!(
+        "  spokes:     TETHER_ADMIN_TOKEN=$($TETHER_ADMIN_TOKEN_CMD) {} --hub $TETHER_HUB_GRPC_URL --ca-file $TETHER_HUB_GRPC_CA cluster list",
+        bin_dir.join("tetherctl").display()
+    );
     println!("  logs:       {}", run_dir.display());
 
     Ok((
         Running {
+            _agents: agents,
             _hub: hub,
             _idp: idp,
             _spokes: spoke_clusters,
@@ -267,24 +276,29 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     ))
 }
 
-/// Registers every spoke in the hub's cluster registry (what `tetherctl cluster add` will do
-/// once spokes join over gRPC), so token exchange accepts them as audiences.
-async fn register_spokes(hub: &Hub, spokes: &[Cluster]) -> anyhow::Result<()> {
-    let file = hub.data_dir().join("hub.db");
-    let url = DatabaseUrl::parse(&format!("sqlite://{}", file.display()))
-        .context("the hub's database URL")?;
-    let store = Store::connect(&StoreConfig::new(url))
-        .await
-        .context("opening the hub's store")?;
+/// Joins every spoke the way an operator does: `tetherctl cluster add` at the hub, the
+/// printed `tether-agent join` against the spoke, then `tether-agent run` (as a local
+/// process: the demo's spokes have no container runtime to run its Deployment).
+async fn join_spokes(dir: &TestDir, hub: &Hub, spokes: &[Cluster]) -> anyhow::Result<Vec<Agent>> {
+    let token = hub.admin_token().await?;
+    let mut agents = Vec::new();
     for spoke in spokes {
-        let name = ClusterName::parse(spoke.name()).context("a spoke name")?;
-        store
-            .add_cluster(&name, &std::collections::BTreeMap::new(), SystemClock.now())
-            .await
-            .with_context(|| format!("registering {name}"))?;
+        step(&format!(
+            "the agent of {} (tetherctl cluster add, tether-agent join, tether-agent run)",
+            spoke.name()
+        ));
+        let words = agent::add_cluster(hub, &token, spoke.name(), &[]).await?;
+        let out = agent::join(&words, spoke).await?;
+        if !out.success() {
+            bail!("tether-agent join {} failed: {}", spoke.name(), out.stderr);
+        }
+        let mut running = Agent::start(dir, spoke)?;
+        running
+            .wait_connected(true, Duration::from_secs(30))
+            .await?;
+        agents.push(running);
     }
-    store.close().await;
-    Ok(())
+    Ok(agents)
 }
 
 fn step(what: &str) {

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent;
 pub mod cluster;
 pub mod deps;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod postgres;
 pub mod process;
 pub mod testdir;
 
+pub use agent::Agent;
 pub use cluster::{Cluster, ClusterOptions, CmdOutput};
 pub use deps::{Deps, workspace_bin};
 pub use error::{Error, Result};

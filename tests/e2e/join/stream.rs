@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::env::{JoinEnv, status, wait_until};
+use super::env::{JoinEnv, wait_until};
 use crate::hub::support::{hub_cmd, hub_flags, jwks, kids};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,11 +49,11 @@ async fn a_spoke_joins_connects_follows_rotations_and_is_removed() {
     assert!(!again.success());
 
     // The agent, run locally with that identity, connects; cluster list shows it.
-    let (agent, state) = env.run_agent(&spoke);
-    wait_until("agent connected", Duration::from_secs(20), || {
-        status(&state).is_some_and(|s| s["connected"] == true)
-    })
-    .await;
+    let mut agent = env.run_agent(&spoke);
+    agent
+        .wait_connected(true, Duration::from_secs(20))
+        .await
+        .expect("agent connected");
     let listed = env.cluster("spoke-a").await;
     assert_eq!(listed["state"], "joined", "{listed}");
     assert_eq!(listed["connected"], true, "{listed}");
@@ -83,7 +83,7 @@ async fn a_spoke_joins_connects_follows_rotations_and_is_removed() {
     let mut expected = published.clone();
     expected.sort();
     let pushed = wait_until("rotation reaches the agent", Duration::from_secs(2), || {
-        status(&state).is_some_and(|s| {
+        agent.status().is_some_and(|s| {
             let mut k: Vec<String> = serde_json::from_value(s["kids"].clone()).unwrap_or_default();
             k.sort();
             k == expected
@@ -95,28 +95,26 @@ async fn a_spoke_joins_connects_follows_rotations_and_is_removed() {
 
     // A hub restart is followed by reconnection.
     let env = env.restart_hub().await;
-    wait_until(
-        "agent reconnected after a hub restart",
-        Duration::from_secs(40),
-        || status(&state).is_some_and(|s| s["connected"] == true),
-    )
-    .await;
+    agent
+        .wait_connected(true, Duration::from_secs(40))
+        .await
+        .expect("agent reconnected after a hub restart");
     assert!(env.cluster("spoke-a").await["connected"] == true);
 
     // Removal: disconnected at once, and reconnecting is refused.
     let out = env.tetherctl(&["cluster", "remove", "spoke-a"]).await;
     assert!(out.success(), "remove: {}", out.stderr);
-    wait_until("agent disconnected", Duration::from_secs(5), || {
-        status(&state).is_some_and(|s| s["connected"] == false)
-    })
-    .await;
+    agent
+        .wait_connected(false, Duration::from_secs(5))
+        .await
+        .expect("agent disconnected");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        status(&state).expect("status")["connected"],
+        agent.status().expect("status")["connected"],
         false,
         "reconnected after removal"
     );
-    let log = std::fs::read_to_string(agent.log_path()).expect("agent log");
+    let log = std::fs::read_to_string(agent.process().log_path()).expect("agent log");
     assert!(
         log.contains("PERMISSION_DENIED") || log.to_lowercase().contains("permission"),
         "{log}"
