@@ -343,7 +343,8 @@ async fn start_grpc(
         config.issuer.clone(),
         crate::grpc::hub_url(&config.issuer, port),
         clock,
-    ))
+    )
+    .await)
 }
 
 /// Logs where agents and tetherctl reach the gRPC listener, and the CA pin.

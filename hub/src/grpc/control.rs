@@ -4,7 +4,7 @@
 //! TLS layer; here: CN = a joined cluster whose current serial it carries). On connect the
 //! hub sends the [`AgentConfig`], the current [`Jwks`] and the full [`Revocations`]; then it
 //! forwards every change of the key manager's watch channel at once, and newly revoked
-//! sessions (polled every [`REVOCATION_POLL`]). Heartbeats update the registry; a
+//! sessions as the shared [`super::revocations`] feed finds them. Heartbeats update the registry; a
 //! [`RenewRequest`] gets a new certificate. [`Connections`] lets `RemoveCluster` close a
 //! stream at once.
 
@@ -24,10 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::pki::peer_identity;
-use super::{
-    AGENT_LEEWAY, GrpcError, GrpcState, METRIC_AGENTS_CONNECTED, METRIC_JWKS_PUSHES,
-    REVOCATION_POLL,
-};
+use super::revocations::RevokedSet;
+use super::{AGENT_LEEWAY, GrpcError, GrpcState, METRIC_AGENTS_CONNECTED, METRIC_JWKS_PUSHES};
 use crate::keys::KeyState;
 use crate::registry::{AgentReport, ClusterName, ClusterState, audit_kind, cluster_audience};
 use crate::store::{AuditOutcome, AuditRecord};
@@ -192,22 +190,23 @@ impl Control for ControlService {
             serial,
             tx,
             sent: HashMap::new(),
-            watermark: UnixTime::EPOCH,
         };
         let mut keys = self.state.keys().subscribe();
         let current = keys.borrow_and_update().clone();
+        let mut revocations = self.state.revocations();
+        let revoked = revocations.borrow_and_update().clone();
         let opening = async {
             session
                 .send(hub_message::Kind::Config(session.config()))
                 .await?;
             session.send_jwks(&current).await?;
-            session.send_revocations(now, true).await
+            session.send_revocations(&revoked, now, true).await
         };
         opening.await.map_err(Status::from)?;
         let (id, close) = self.state.connections().register(&name);
         tracing::info!(cluster = %name, "agent connected");
         tokio::spawn(async move {
-            session.run(inbound, keys, close).await;
+            session.run(inbound, keys, revocations, close).await;
             session.state.connections().unregister(&session.name, id);
             tracing::info!(cluster = %session.name, "agent disconnected");
         });
@@ -226,8 +225,6 @@ struct Session {
     tx: mpsc::Sender<Result<HubMessage, Status>>,
     /// Revoked session ids already sent, with when they stop mattering.
     sent: HashMap<String, UnixTime>,
-    /// Revocations at or after this time are looked for on the next poll.
-    watermark: UnixTime,
 }
 
 /// The agent went away (its receiver is closed).
@@ -245,11 +242,9 @@ impl Session {
         &mut self,
         mut inbound: Streaming<AgentMessage>,
         mut keys: tokio::sync::watch::Receiver<std::sync::Arc<KeyState>>,
+        mut revocations: tokio::sync::watch::Receiver<RevokedSet>,
         mut close: oneshot::Receiver<Status>,
     ) {
-        let mut ticks = tokio::time::interval(REVOCATION_POLL);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
         loop {
             let step: Result<bool, GrpcError> = tokio::select! {
                 status = &mut close => {
@@ -265,10 +260,14 @@ impl Session {
                     }
                     Err(_) => Ok(false),
                 },
-                _ = ticks.tick() => {
-                    let now = self.state.clock().now();
-                    self.send_revocations(now, false).await.map(|()| true)
-                }
+                changed = revocations.changed() => match changed {
+                    Ok(()) => {
+                        let revoked = revocations.borrow_and_update().clone();
+                        let now = self.state.clock().now();
+                        self.send_revocations(&revoked, now, false).await.map(|()| true)
+                    }
+                    Err(_) => Ok(false),
+                },
                 message = inbound.message() => match message {
                     Ok(Some(message)) => self.handle(message).await.map(|()| true),
                     Ok(None) => Ok(false),
@@ -317,26 +316,24 @@ impl Session {
         Ok(())
     }
 
-    /// Sends revocations: all that matter at `now` (`full`), or those not sent yet.
-    async fn send_revocations(&mut self, now: UnixTime, full: bool) -> Result<(), GrpcError> {
-        let since = if full {
-            UnixTime::EPOCH
-        } else {
-            self.watermark
-        };
-        let revoked = self.state.store().revoked_sessions(since, now).await?;
+    /// Sends revocations from `revoked`: all that matter at `now` (`full`), or those not
+    /// sent to this agent yet.
+    async fn send_revocations(
+        &mut self,
+        revoked: &RevokedSet,
+        now: UnixTime,
+        full: bool,
+    ) -> Result<(), GrpcError> {
         self.sent.retain(|_, until| *until > now);
         let mut fresh = Vec::new();
-        for session in revoked {
-            self.watermark = self.watermark.max(session.revoked_at);
-            if self
+        for session in revoked.iter().filter(|s| s.until > now) {
+            let new = self
                 .sent
                 .insert(session.sid.clone(), session.until)
-                .is_none()
-                || full
-            {
+                .is_none();
+            if new || full {
                 fresh.push(RevokedSession {
-                    sid: session.sid,
+                    sid: session.sid.clone(),
                     until: session.until.as_secs(),
                 });
             }

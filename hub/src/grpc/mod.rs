@@ -14,6 +14,7 @@ pub mod control;
 pub mod error;
 pub mod pki;
 pub mod registration;
+pub mod revocations;
 pub mod server;
 
 #[cfg(test)]
@@ -61,12 +62,14 @@ struct Inner {
     issuer: Issuer,
     hub_url: String,
     connections: Connections,
+    revocations: tokio::sync::watch::Receiver<revocations::RevokedSet>,
     clock: Arc<dyn Clock>,
 }
 
 impl GrpcState {
     /// The shared state; `hub_url` is what agents dial (`https://<issuer host>:<grpc port>`).
-    pub fn new(
+    /// Starts the revocation feed every control stream reads.
+    pub async fn new(
         store: Store,
         keys: KeyManager,
         pki: Pki,
@@ -74,6 +77,7 @@ impl GrpcState {
         hub_url: String,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let (revocations, _feed) = revocations::spawn(store.clone(), Arc::clone(&clock)).await;
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -82,6 +86,7 @@ impl GrpcState {
                 issuer,
                 hub_url,
                 connections: Connections::default(),
+                revocations,
                 clock,
             }),
         }
@@ -115,6 +120,11 @@ impl GrpcState {
     /// The live control streams.
     pub fn connections(&self) -> &Connections {
         &self.inner.connections
+    }
+
+    /// The revoked sessions that still matter, as the feed last read them.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<revocations::RevokedSet> {
+        self.inner.revocations.clone()
     }
 
     /// The clock.

@@ -63,7 +63,8 @@ impl Hub {
             issuer.clone(),
             hub_url(&issuer, addr.port()),
             shared,
-        );
+        )
+        .await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server::serve(listener, state.clone(), async {
             let _ = stopped.await;
@@ -510,4 +511,49 @@ async fn control_stream_needs_a_client_certificate() {
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     let _ = BTreeMap::<String, String>::new();
     let _ = UnixTime::EPOCH;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_reaches_every_connected_agent() {
+    use crate::sessions::{SessionIdentity, Sessions, SessionsConfig};
+
+    let hub = Hub::start().await;
+    let mut streams = Vec::new();
+    for name in ["spoke-a", "spoke-b"] {
+        let identity = joined(&hub, name).await;
+        let mut stream = connect(&hub, identity).await.unwrap();
+        // config, jwks, full revocations (empty)
+        for _ in 0..3 {
+            next(&mut stream).await;
+        }
+        streams.push(stream);
+    }
+    let sessions = Sessions::new(
+        hub.store.clone(),
+        Kek::from_bytes(&[7u8; 32]).unwrap(),
+        SessionsConfig::default(),
+    );
+    let identity = SessionIdentity {
+        subject: "00ualice".into(),
+        username: "alice@example.com".into(),
+        groups: vec!["k8s-admins".into()],
+    };
+    let now = hub.clock.now();
+    let session = sessions
+        .create(&identity, b"{}", "tetherctl", now)
+        .await
+        .unwrap();
+    sessions.revoke(&session.id, "logout", now).await.unwrap();
+
+    // One feed reads the store; both agents get the increment within a few poll periods.
+    for stream in &mut streams {
+        let revoked = loop {
+            if let hub_message::Kind::Revocations(r) = next(stream).await {
+                break r;
+            }
+        };
+        assert!(!revoked.full);
+        assert_eq!(revoked.sessions.len(), 1);
+        assert_eq!(revoked.sessions[0].sid, session.id.as_str());
+    }
 }
