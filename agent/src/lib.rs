@@ -14,6 +14,7 @@
 pub mod error;
 pub mod identity;
 pub mod join;
+pub mod proxy;
 pub mod run;
 pub mod tls;
 

@@ -1,5 +1,6 @@
 //! `tether-agent`: joins a spoke cluster to the Tether hub and runs the control loop.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tether_agent::join::manifests::{DEFAULT_IMAGE, DEFAULT_NAMESPACE, InstallOpt
 use tether_agent::join::{self, JoinArgs};
 use tether_agent::run::Agent;
 use tether_agent::run::jwks_store::StateDir;
+use tether_agent::run::proxy::{self, ApiserverSettings, ProxySettings};
 use tether_agent::tls::HubAddr;
 use tether_common::secret::Secret;
 use tether_common::time::SystemClock;
@@ -94,6 +96,39 @@ struct RunCli {
     /// Where jwks.json (last keys, used while the hub is down) and status.json are kept.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/tether")]
     state_dir: PathBuf,
+    /// Address the impersonating proxy listens on (HTTPS).
+    #[arg(long, value_name = "ADDR", default_value = proxy::DEFAULT_LISTEN)]
+    proxy_listen: SocketAddr,
+    /// A name (DNS or IP) clients use for the proxy: added to the generated certificate;
+    /// the first one makes the default --proxy-url. Repeatable.
+    #[arg(long = "proxy-host", value_name = "HOST")]
+    proxy_hosts: Vec<String>,
+    /// The proxy URL reported to the hub (default: https://<first --proxy-host>:<port>; in
+    /// a pod without --proxy-host, the Service https://tether-agent.<ns>.svc:443).
+    #[arg(long, value_name = "URL")]
+    proxy_url: Option<String>,
+    /// The proxy's certificate chain (PEM). Without it a proxy CA and certificate are
+    /// generated in --state-dir and reused.
+    #[arg(long, value_name = "FILE", requires = "proxy_key")]
+    proxy_cert: Option<PathBuf>,
+    /// The proxy's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "proxy_cert")]
+    proxy_key: Option<PathBuf>,
+    /// The spoke's apiserver URL (default in a pod: KUBERNETES_SERVICE_HOST). Without it,
+    /// outside a pod, the proxy is not started.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires_all = ["apiserver_ca", "apiserver_token_file"]
+    )]
+    apiserver: Option<String>,
+    /// CA bundle (PEM) of --apiserver: the only roots trusted.
+    #[arg(long, value_name = "FILE", requires = "apiserver")]
+    apiserver_ca: Option<PathBuf>,
+    /// File holding the bearer token the proxy uses towards --apiserver (the agent's
+    /// ServiceAccount); re-read when it changes.
+    #[arg(long, value_name = "FILE", requires = "apiserver")]
+    apiserver_token_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -198,10 +233,61 @@ async fn run_command(args: RunCli) -> anyhow::Result<()> {
         }
     };
     let state = StateDir::open(&args.state_dir)?;
-    let (agent, _published) = Agent::new(store, state, Arc::new(SystemClock))
+    let clock = Arc::new(SystemClock);
+    let (agent, published) = Agent::new(store, state, clock.clone())
         .await
         .context("cannot start the agent")?;
-    agent.run(shutdown_signal()).await;
+    let apiserver = match (args.apiserver, args.apiserver_ca, args.apiserver_token_file) {
+        (Some(url), Some(ca), Some(token_file)) => Some(ApiserverSettings::Explicit {
+            url,
+            ca,
+            token_file,
+        }),
+        _ if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+            Some(ApiserverSettings::InCluster)
+        }
+        _ => None,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopping = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let mut agent = agent;
+    let mut proxy_task = None;
+    match apiserver {
+        Some(apiserver) => {
+            let settings = ProxySettings {
+                listen: args.proxy_listen,
+                hosts: args.proxy_hosts,
+                url: args.proxy_url,
+                cert: args.proxy_cert.zip(args.proxy_key),
+                namespace: args.namespace,
+                state_dir: args.state_dir,
+                apiserver,
+            };
+            let started = settings
+                .start(&published, clock)
+                .await
+                .context("cannot start the proxy")?;
+            agent = agent.with_proxy(started.url, started.ca_pem);
+            proxy_task = Some(tokio::spawn(started.listener.serve(stopping())));
+        }
+        None => tracing::warn!(
+            "not in a pod and no --apiserver: the proxy is not started (pass --apiserver, \
+             --apiserver-ca and --apiserver-token-file to run it)"
+        ),
+    }
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.send_replace(true);
+    });
+    agent.run(stopping()).await;
+    if let Some(task) = proxy_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

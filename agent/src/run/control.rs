@@ -40,6 +40,8 @@ pub struct Agent {
     tx_verifier: watch::Sender<Option<Arc<Verifier>>>,
     tx_revocations: watch::Sender<Arc<RevocationList>>,
     tx_status: watch::Sender<Status>,
+    proxy_url: String,
+    proxy_ca_pem: String,
 }
 
 impl Agent {
@@ -75,6 +77,8 @@ impl Agent {
             tx_verifier,
             tx_revocations,
             tx_status,
+            proxy_url: String::new(),
+            proxy_ca_pem: String::new(),
         };
         if let Some(s) = &agent.stored {
             tracing::info!(generation = s.generation, "loaded the stored JWKS");
@@ -94,6 +98,14 @@ impl Agent {
     /// Changes the heartbeat interval (tests).
     pub fn with_heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every;
+        self
+    }
+
+    /// Sets what heartbeats report about the proxy: its URL and the CA (PEM) that signed
+    /// its certificate, for the hub to list.
+    pub fn with_proxy(mut self, url: impl Into<String>, ca_pem: impl Into<String>) -> Self {
+        self.proxy_url = url.into();
+        self.proxy_ca_pem = ca_pem.into();
         self
     }
 
@@ -312,8 +324,8 @@ impl Agent {
             kind: Some(agent_message::Kind::Heartbeat(Heartbeat {
                 agent_version: crate::VERSION.to_owned(),
                 health: "ok".to_owned(),
-                proxy_url: String::new(),
-                proxy_ca_pem: String::new(),
+                proxy_url: self.proxy_url.clone(),
+                proxy_ca_pem: self.proxy_ca_pem.clone(),
                 jwks_generation: self.status.jwks_generation,
             })),
         }

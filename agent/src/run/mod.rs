@@ -6,11 +6,12 @@
 //! — as `Arc` values on `watch` channels ([`Published`]), for the proxy to read without
 //! locks. The certificate is renewed over the stream when 2/3 of its lifetime has passed.
 //! Reconnects use [`backoff`]. `--state-dir` keeps `jwks.json` and `status.json`
-//! ([`jwks_store`]).
+//! ([`jwks_store`]). [`proxy`] starts the impersonating proxy beside the loop.
 
 pub mod backoff;
 pub mod control;
 pub mod jwks_store;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

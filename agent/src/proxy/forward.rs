@@ -1,0 +1,443 @@
+//! Forwarding to the spoke's apiserver with the agent's ServiceAccount token.
+//!
+//! - [`UpstreamConfig`]: where the apiserver is and how to trust it: in-cluster
+//!   (`KUBERNETES_SERVICE_HOST`, the mounted ServiceAccount token and `ca.crt`) or flags.
+//! - [`TokenFile`]: the token, re-read when the file changes (projected tokens rotate).
+//! - [`Upstream`]: a pooled hyper-util client (HTTP/2 or HTTP/1.1 by ALPN) and an
+//!   HTTP/1.1-only one for upgrades; TLS checked against the apiserver CA only.
+//!
+//! Bodies are streamed both ways: the client's `Incoming` body is the upstream request's
+//! body and the upstream's `Incoming` is the client's response body.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::tls::SetupError;
+use tether_common::secret::Secret;
+
+/// Where a pod's ServiceAccount credentials are mounted.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// How long TCP + TLS to the apiserver may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The token file's modification time is looked at no more often than this.
+pub const TOKEN_RECHECK: Duration = Duration::from_secs(5);
+
+/// How to reach the apiserver.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `https://host:port` of the apiserver.
+    pub url: String,
+    /// The apiserver's CA bundle (PEM): the only roots trusted.
+    pub ca_pem: String,
+    /// The file holding the bearer token.
+    pub token_file: PathBuf,
+}
+
+impl UpstreamConfig {
+    /// The in-cluster settings, from the environment and the mounted ServiceAccount.
+    pub fn in_cluster() -> Result<Self, SetupError> {
+        let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
+            SetupError::Config(
+                "not running in a pod (KUBERNETES_SERVICE_HOST is not set): pass --apiserver, \
+                 --apiserver-ca and --apiserver-token-file"
+                    .to_owned(),
+            )
+        })?;
+        let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".to_owned());
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let dir = Path::new(SERVICE_ACCOUNT_DIR);
+        Self::from_files(
+            format!("https://{host}:{port}"),
+            &dir.join("ca.crt"),
+            dir.join("token"),
+        )
+    }
+
+    /// Settings from `--apiserver`, `--apiserver-ca` and `--apiserver-token-file`.
+    pub fn from_files(url: String, ca: &Path, token_file: PathBuf) -> Result<Self, SetupError> {
+        let ca_pem = std::fs::read_to_string(ca).map_err(|source| SetupError::Io {
+            path: ca.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            url,
+            ca_pem,
+            token_file,
+        })
+    }
+
+    /// A TLS client config trusting only the apiserver CA, with `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, SetupError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in crate::tls::certs_from_pem(&self.ca_pem, "apiserver CA")? {
+            roots.add(ca).map_err(SetupError::Rustls)?;
+        }
+        let mut config = ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(SetupError::Rustls)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(config)
+    }
+
+    /// A Kubernetes client with the same credentials (for access reviews).
+    pub fn kube_client(&self) -> Result<kube::Client, SetupError> {
+        let url: Uri = self
+            .url
+            .parse()
+            .map_err(|_| SetupError::Config(format!("--apiserver {:?} is not a URL", self.url)))?;
+        let mut config = kube::Config::new(url);
+        config.root_cert = Some(
+            crate::tls::certs_from_pem(&self.ca_pem, "apiserver CA")?
+                .into_iter()
+                .map(|c| c.to_vec())
+                .collect(),
+        );
+        config.auth_info.token_file = Some(self.token_file.display().to_string());
+        kube::Client::try_from(config).map_err(|e| SetupError::Kube(Box::new(e)))
+    }
+}
+
+/// A bearer token read from a file and re-read when the file's modification time changes
+/// (looked at no more often than every `recheck`).
+#[derive(Debug)]
+pub struct TokenFile {
+    path: PathBuf,
+    recheck: Duration,
+    state: Mutex<TokenState>,
+}
+
+#[derive(Debug)]
+struct TokenState {
+    token: Arc<Secret>,
+    mtime: Option<SystemTime>,
+    checked: Instant,
+}
+
+impl TokenFile {
+    /// Reads the token now; fails if the file cannot be read or is empty.
+    pub fn open(path: PathBuf, recheck: Duration) -> Result<Self, SetupError> {
+        let (token, mtime) = read_token(&path)?;
+        Ok(Self {
+            path,
+            recheck,
+            state: Mutex::new(TokenState {
+                token: Arc::new(token),
+                mtime,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    /// The current token. On a failed re-read the last good token is kept.
+    pub fn token(&self) -> Arc<Secret> {
+        let mut state = match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if state.checked.elapsed() >= self.recheck {
+            state.checked = Instant::now();
+            let mtime = std::fs::metadata(&self.path)
+                .and_then(|m| m.modified())
+                .ok();
+            if mtime != state.mtime || mtime.is_none() {
+                match read_token(&self.path) {
+                    Ok((token, mtime)) => {
+                        if token.expose() != state.token.expose() {
+                            tracing::info!(path = %self.path.display(), "apiserver token reloaded");
+                        }
+                        state.token = Arc::new(token);
+                        state.mtime = mtime;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "keeping the previous apiserver token"),
+                }
+            }
+        }
+        state.token.clone()
+    }
+}
+
+fn read_token(path: &Path) -> Result<(Secret, Option<SystemTime>), SetupError> {
+    let io = |source| SetupError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(SetupError::Config(format!(
+            "the token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok((Secret::new(token), mtime))
+}
+
+/// Why a request could not be forwarded (the client gets 502).
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The request could not be sent or no response came back.
+    #[error("the apiserver could not be reached: {0}")]
+    Upstream(#[source] hyper_util::client::legacy::Error),
+    /// The request's path does not make a valid upstream URI.
+    #[error("invalid request target: {0}")]
+    BadTarget(String),
+}
+
+/// The apiserver: base URI, token, and the two clients.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    token: Arc<TokenFile>,
+    pooled: Client<UpstreamConnector, Incoming>,
+    http1: Client<UpstreamConnector, Incoming>,
+}
+
+impl Upstream {
+    /// Builds the clients for `config`, re-reading its token file every `recheck` at most.
+    pub fn new(config: &UpstreamConfig, recheck: Duration) -> Result<Self, SetupError> {
+        let bad = || {
+            SetupError::Config(format!(
+                "--apiserver {:?} is not an https:// URL",
+                config.url
+            ))
+        };
+        let uri: Uri = config.url.parse().map_err(|_| bad())?;
+        if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
+            return Err(bad());
+        }
+        let authority = uri.authority().cloned().ok_or_else(bad)?;
+        let token = Arc::new(TokenFile::open(config.token_file.clone(), recheck)?);
+        let both = UpstreamConnector::new(config.client_config(&[b"h2", b"http/1.1"])?);
+        let only1 = UpstreamConnector::new(config.client_config(&[b"http/1.1"])?);
+        let pooled = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_while_idle(true)
+            .build(both);
+        let http1 = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(only1);
+        Ok(Self {
+            scheme: http::uri::Scheme::HTTPS,
+            authority,
+            token,
+            pooled,
+            http1,
+        })
+    }
+
+    /// The token source (tests check the reload).
+    pub fn token_file(&self) -> &TokenFile {
+        &self.token
+    }
+
+    /// Sends `req` (already stripped of the client's credentials and carrying the verified
+    /// impersonation headers) to the apiserver with the agent's token. `upgrade`: keep the
+    /// `Upgrade` headers and use HTTP/1.1.
+    pub async fn send(
+        &self,
+        req: Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>, ForwardError> {
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        parts.uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| ForwardError::BadTarget(e.to_string()))?;
+        parts.version = Version::HTTP_11;
+        let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        if upgrade && let Some(value) = upgrade_value {
+            parts.headers.insert(header::UPGRADE, value);
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        }
+        let token = self.token.token();
+        let mut bearer = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+            .map_err(|_| ForwardError::BadTarget("the token is not a valid header value".into()))?;
+        bearer.set_sensitive(true);
+        parts.headers.insert(header::AUTHORIZATION, bearer);
+        let req = Request::from_parts(parts, body);
+        let client = if upgrade { &self.http1 } else { &self.pooled };
+        let mut response = client.request(req).await.map_err(ForwardError::Upstream)?;
+        if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+            strip_hop_by_hop(response.headers_mut());
+        }
+        Ok(response)
+    }
+}
+
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): those named in `Connection`, and the
+/// well-known ones.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// Dials the apiserver: TCP then TLS with the apiserver CA; reports ALPN `h2` to the pool.
+#[derive(Clone)]
+pub struct UpstreamConnector {
+    tls: TlsConnector,
+}
+
+impl std::fmt::Debug for UpstreamConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConnector").finish_non_exhaustive()
+    }
+}
+
+impl UpstreamConnector {
+    fn new(config: ClientConfig) -> Self {
+        Self {
+            tls: TlsConnector::from(Arc::new(config)),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<Uri> for UpstreamConnector {
+    type Response = UpstreamIo;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<UpstreamIo, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or("no host in the apiserver URL")?;
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let name = ServerName::try_from(host.clone())?;
+            let dial = async {
+                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                tcp.set_nodelay(true)?;
+                tls.connect(name, tcp).await
+            };
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, dial)
+                .await
+                .map_err(|_| "timed out connecting to the apiserver")??;
+            Ok(UpstreamIo(TokioIo::new(stream)))
+        })
+    }
+}
+
+/// A TLS connection to the apiserver, as hyper IO.
+#[derive(Debug)]
+pub struct UpstreamIo(TokioIo<TlsStream<TcpStream>>);
+
+impl Connection for UpstreamIo {
+    fn connected(&self) -> Connected {
+        let (_, session) = self.0.inner().get_ref();
+        let connected = Connected::new();
+        if session.alpn_protocol() == Some(b"h2") {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
+    }
+}
+
+impl hyper::rt::Read for UpstreamIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for UpstreamIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests;

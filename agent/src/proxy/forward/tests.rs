@@ -1,0 +1,74 @@
+use std::time::Duration;
+
+use http::HeaderValue;
+use http::header::{self, HeaderMap};
+
+use super::{TokenFile, strip_hop_by_hop};
+
+#[test]
+fn hop_by_hop_headers_are_removed() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONNECTION,
+        HeaderValue::from_static("keep-alive, x-private"),
+    );
+    headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    headers.insert("x-private", HeaderValue::from_static("1"));
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    headers.insert(
+        header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
+    headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+    headers.insert("proxy-connection", HeaderValue::from_static("close"));
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    strip_hop_by_hop(&mut headers);
+    assert_eq!(headers.len(), 1, "{headers:?}");
+    assert!(headers.contains_key(header::ACCEPT));
+}
+
+#[test]
+fn token_file_is_reread_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "first\n").unwrap();
+    let tokens = TokenFile::open(path.clone(), Duration::ZERO).unwrap();
+    assert_eq!(tokens.token().expose(), "first");
+    // A different mtime, even on filesystems with coarse timestamps.
+    std::fs::write(&path, "second").unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    assert_eq!(tokens.token().expose(), "second");
+    // A broken file keeps the last good token.
+    std::fs::write(&path, "").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later + Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(tokens.token().expose(), "second");
+}
+
+#[test]
+fn token_file_is_not_rechecked_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "first").unwrap();
+    let tokens = TokenFile::open(path.clone(), Duration::from_secs(3600)).unwrap();
+    std::fs::write(&path, "second").unwrap();
+    assert_eq!(tokens.token().expose(), "first");
+}
+
+#[test]
+fn empty_token_file_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "  \n").unwrap();
+    assert!(TokenFile::open(path, Duration::ZERO).is_err());
+}

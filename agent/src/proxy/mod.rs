@@ -1,0 +1,11 @@
+pub mod audit;
+pub mod auth;
+pub mod forward;
+pub mod identity;
+pub mod impersonation;
+pub mod listener;
+pub mod metrics;
+pub mod server;
+pub mod status;
+pub mod tls;
+pub mod upgrade;

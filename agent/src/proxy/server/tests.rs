@@ -1,0 +1,712 @@
+//! The proxy end to end on loopback: a fake apiserver (hyper over TLS) behind the real
+//! listener, authenticator, identity layer and forwarder.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rustls_pki_types::ServerName;
+use tether_common::time::{Clock as _, SystemClock};
+use tether_common::token::{Algorithm, Claims, KeySet, SigningKey, Verifier, VerifyOptions};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::Proxy;
+use crate::proxy::auth::{Authenticator, Identity};
+use crate::proxy::forward::{Upstream, UpstreamConfig};
+use crate::proxy::impersonation::ImpersonationCheck;
+use crate::proxy::listener::ProxyListener;
+use crate::proxy::status::ProxyError;
+use crate::proxy::tls::ServerCert;
+use crate::run::RevocationList;
+use crate::test_support;
+
+const ISSUER: &str = "https://hub.test";
+const AUDIENCE: &str = "cluster:spoke";
+const AGENT_TOKEN: &str = "agent-sa-token";
+
+/// Allows every impersonation (the SAR check is tested with its module).
+#[derive(Debug)]
+struct AllowAll;
+
+#[async_trait]
+impl ImpersonationCheck for AllowAll {
+    async fn allowed(&self, _who: &Identity, _what: (&str, &str)) -> Result<bool, ProxyError> {
+        Ok(true)
+    }
+}
+
+/// What the fake apiserver saw.
+#[derive(Debug, Default)]
+struct Seen {
+    requests: Mutex<Vec<BTreeMap<String, Vec<String>>>>,
+}
+
+impl Seen {
+    fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+type FakeBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// The fake apiserver: `/echo` answers the request headers as JSON; `/watch` streams what
+/// the test sends on `chunks`; `/exec` accepts `websocket` and `SPDY/3.1` upgrades and
+/// echoes bytes; `/ws-refused` answers 400 to a WebSocket upgrade.
+struct Fake {
+    addr: SocketAddr,
+    ca_pem: String,
+    seen: Arc<Seen>,
+    chunks: mpsc::Sender<Bytes>,
+}
+
+async fn fake_apiserver() -> Fake {
+    let ca = test_support::ca("fake apiserver CA");
+    let (cert_pem, key_pem) = test_support::leaf(&ca, &["127.0.0.1"], false);
+    let cert = ServerCert {
+        cert_pem,
+        key_pem,
+        ca_pem: ca.pem(),
+    };
+    let acceptor = TlsAcceptor::from(cert.server_config().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let (chunks_tx, chunks_rx) = mpsc::channel::<Bytes>(4);
+    let chunks_rx = Arc::new(tokio::sync::Mutex::new(Some(chunks_rx)));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let seen = seen2.clone();
+            let chunks_rx = chunks_rx.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |req| {
+                    let seen = seen.clone();
+                    let chunks_rx = chunks_rx.clone();
+                    async move { Ok::<_, Infallible>(fake_handle(req, seen, chunks_rx).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    Fake {
+        addr,
+        ca_pem: ca.pem(),
+        seen,
+        chunks: chunks_tx,
+    }
+}
+
+async fn fake_handle(
+    mut req: Request<Incoming>,
+    seen: Arc<Seen>,
+    chunks: Arc<tokio::sync::Mutex<Option<mpsc::Receiver<Bytes>>>>,
+) -> Response<FakeBody> {
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in req.headers() {
+        headers
+            .entry(name.as_str().to_owned())
+            .or_default()
+            .push(value.to_str().unwrap_or("<binary>").to_owned());
+    }
+    seen.requests.lock().unwrap().push(headers.clone());
+    let full = |b: Vec<u8>| Full::new(Bytes::from(b)).boxed();
+    match req.uri().path() {
+        "/echo" => Response::new(full(serde_json::to_vec(&headers).unwrap())),
+        "/body" => {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            Response::new(full(body.to_vec()))
+        }
+        "/watch" => {
+            let rx = chunks.lock().await.take().unwrap();
+            let stream = futures_util::StreamExt::map(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+                |b| Ok::<_, Infallible>(Frame::data(b)),
+            );
+            Response::new(StreamBody::new(stream).boxed())
+        }
+        "/ws-refused" => {
+            let mut r = Response::new(full(b"websocket refused".to_vec()));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
+        "/exec" => {
+            let Some(protocol) = req.headers().get(http::header::UPGRADE).cloned() else {
+                return Response::new(full(b"no upgrade".to_vec()));
+            };
+            let on = hyper::upgrade::on(&mut req);
+            let close_after_one = req.uri().query() == Some("close-after-one");
+            tokio::spawn(async move {
+                let upgraded = on.await.unwrap();
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                loop {
+                    match io.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut reply = b"echo:".to_vec();
+                            reply.extend_from_slice(&buf[..n]);
+                            if io.write_all(&reply).await.is_err() {
+                                break;
+                            }
+                            if close_after_one {
+                                let _ = io.shutdown().await;
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+            let mut r = Response::new(Empty::new().boxed());
+            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            r.headers_mut().insert(http::header::UPGRADE, protocol);
+            r.headers_mut()
+                .insert(http::header::CONNECTION, "Upgrade".parse().unwrap());
+            r.headers_mut().insert(
+                "x-stream-protocol-version",
+                "v5.channel.k8s.io".parse().unwrap(),
+            );
+            r
+        }
+        _ => {
+            let mut r = Response::new(full(b"not found".to_vec()));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        }
+    }
+}
+
+/// The proxy in front of a fake apiserver.
+struct Harness {
+    fake: Fake,
+    proxy_addr: SocketAddr,
+    proxy_ca_pem: String,
+    key: SigningKey,
+    token_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    _verifier: watch::Sender<Option<Arc<Verifier>>>,
+    _revocations: watch::Sender<Arc<RevocationList>>,
+}
+
+async fn harness() -> Harness {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fake = fake_apiserver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("apiserver-ca.crt");
+    std::fs::write(&ca_file, &fake.ca_pem).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, AGENT_TOKEN).unwrap();
+    let config = UpstreamConfig::from_files(
+        format!("https://127.0.0.1:{}", fake.addr.port()),
+        &ca_file,
+        token_file.clone(),
+    )
+    .unwrap();
+    let upstream = Upstream::new(&config, Duration::ZERO).unwrap();
+
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let jwks = [key.public_jwk()].into_iter().collect();
+    let verifier = Verifier::new(
+        KeySet::from_jwks(&jwks),
+        VerifyOptions::new(ISSUER, AUDIENCE),
+    );
+    let (tx_verifier, rx_verifier) = watch::channel(Some(Arc::new(verifier)));
+    let (tx_revocations, rx_revocations) = watch::channel(Arc::new(RevocationList::default()));
+    let auth = Authenticator::new(rx_verifier, rx_revocations, Arc::new(SystemClock));
+    let proxy = Arc::new(Proxy::new(auth, Arc::new(AllowAll), upstream));
+
+    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
+    let listener = ProxyListener::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        cert.server_config().unwrap(),
+        proxy,
+    )
+    .await
+    .unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    tokio::spawn(listener.serve(std::future::pending()));
+    Harness {
+        fake,
+        proxy_addr,
+        proxy_ca_pem: cert.ca_pem,
+        key,
+        token_file,
+        _dir: dir,
+        _verifier: tx_verifier,
+        _revocations: tx_revocations,
+    }
+}
+
+impl Harness {
+    fn token(&self, user: &str, groups: &[&str]) -> String {
+        let claims = Claims::mint(
+            ISSUER,
+            AUDIENCE,
+            format!("sub-{user}"),
+            user,
+            groups.iter().map(|g| g.to_string()).collect(),
+            Some("sid-1".to_owned()),
+            SystemClock.now(),
+            Duration::from_secs(300),
+        );
+        self.key.sign(&claims).unwrap()
+    }
+
+    async fn tls(&self, alpn: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in crate::tls::certs_from_pem(&self.proxy_ca_pem, "ca").unwrap() {
+            roots.add(ca).unwrap();
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let tcp = TcpStream::connect(self.proxy_addr).await.unwrap();
+        TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap()
+    }
+
+    /// An HTTP/1.1 connection to the proxy.
+    async fn http1(&self) -> hyper::client::conn::http1::SendRequest<ProxyBodyOut> {
+        let io = TokioIo::new(self.tls(b"http/1.1").await);
+        let (send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn.with_upgrades());
+        send
+    }
+}
+
+type ProxyBodyOut = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn get(path: &str, token: Option<&str>) -> Request<ProxyBodyOut> {
+    let mut builder = Request::get(path).header("host", "127.0.0.1");
+    if let Some(t) = token {
+        builder = builder.header("authorization", format!("Bearer {t}"));
+    }
+    builder.body(Empty::new().boxed()).unwrap()
+}
+
+async fn json(response: Response<Incoming>) -> serde_json::Value {
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test]
+async fn no_token_is_401_and_nothing_reaches_the_apiserver() {
+    let h = harness().await;
+    let mut client = h.http1().await;
+    let response = client.send_request(get("/echo", None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let status = json(response).await;
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["code"], 401);
+    let response = client
+        .send_request(get("/echo", Some("not-a-jwt")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(h.fake.seen.count(), 0);
+}
+
+#[tokio::test]
+async fn valid_token_reaches_the_apiserver_with_only_the_proxys_credentials() {
+    let h = harness().await;
+    let mut client = h.http1().await;
+    let request = Request::get("/echo?x=1")
+        .header("host", "127.0.0.1")
+        .header(
+            "authorization",
+            format!("Bearer {}", h.token("alice", &["devs"])),
+        )
+        // Without Impersonate-User these are dropped, never passed on.
+        .header("impersonate-uid", "0")
+        .header("impersonate-extra-scopes", "all")
+        .header("x-remote-user", "root")
+        .header("connection", "x-secret")
+        .header("x-secret", "hop")
+        .header("accept", "application/json")
+        .body(Empty::new().boxed())
+        .unwrap();
+    let response = client.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = json(response).await;
+    assert_eq!(
+        seen["authorization"],
+        serde_json::json!([format!("Bearer {AGENT_TOKEN}")])
+    );
+    assert_eq!(seen["impersonate-user"], serde_json::json!(["alice"]));
+    assert_eq!(seen["impersonate-group"], serde_json::json!(["devs"]));
+    assert_eq!(seen["accept"], serde_json::json!(["application/json"]));
+    assert!(seen.get("x-remote-user").is_none());
+    assert!(
+        seen.get("x-secret").is_none(),
+        "hop-by-hop header passed: {seen}"
+    );
+    for (name, _) in seen.as_object().unwrap() {
+        assert!(
+            !name.starts_with("impersonate-")
+                || ["impersonate-user", "impersonate-group"].contains(&name.as_str())
+                || (name.starts_with("impersonate-extra-tether")),
+            "unexpected {name}"
+        );
+    }
+    assert_eq!(h.fake.seen.count(), 1);
+}
+
+#[tokio::test]
+async fn request_bodies_are_forwarded() {
+    let h = harness().await;
+    let mut client = h.http1().await;
+    let request = Request::post("/body")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {}", h.token("alice", &[])))
+        .body(Full::new(Bytes::from_static(b"{\"kind\":\"Pod\"}")).boxed())
+        .unwrap();
+    let response = client.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"{\"kind\":\"Pod\"}");
+}
+
+#[tokio::test]
+async fn watch_streams_chunk_by_chunk() {
+    let h = harness().await;
+    let mut client = h.http1().await;
+    let token = h.token("alice", &[]);
+    let response = tokio::spawn({
+        let request = get("/watch?watch=true", Some(&token));
+        async move { client.send_request(request).await.unwrap() }
+    });
+    h.fake
+        .chunks
+        .send(Bytes::from_static(b"{\"type\":\"ADDED\"}\n"))
+        .await
+        .unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("the first chunk arrives before the last is sent")
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
+    assert_eq!(&first[..], b"{\"type\":\"ADDED\"}\n");
+    let sent_last = Instant::now();
+    h.fake
+        .chunks
+        .send(Bytes::from_static(b"{\"type\":\"MODIFIED\"}\n"))
+        .await
+        .unwrap();
+    let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&second[..], b"{\"type\":\"MODIFIED\"}\n");
+    assert!(sent_last.elapsed() < Duration::from_secs(5));
+}
+
+async fn upgrade_roundtrip(h: &Harness, protocol: &str) {
+    let mut client = h.http1().await;
+    let request = Request::post("/exec?command=sh")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {}", h.token("alice", &[])))
+        .header("connection", "Upgrade")
+        .header("upgrade", protocol)
+        .body(Empty::new().boxed())
+        .unwrap();
+    let response = client.send_request(request).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::SWITCHING_PROTOCOLS,
+        "{protocol}"
+    );
+    assert_eq!(
+        response.headers()["x-stream-protocol-version"],
+        "v5.channel.k8s.io"
+    );
+    assert_eq!(response.headers()["upgrade"], protocol);
+    let upgraded = hyper::upgrade::on(response).await.unwrap();
+    let mut io = TokioIo::new(upgraded);
+    for message in [&b"hello"[..], b"again"] {
+        io.write_all(message).await.unwrap();
+        let mut buf = vec![0u8; 5 + message.len()];
+        tokio::time::timeout(Duration::from_secs(5), io.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..5], b"echo:");
+        assert_eq!(&buf[5..], message);
+    }
+    io.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), io.read_to_end(&mut rest))
+        .await
+        .expect("the proxy closes the client side once the apiserver side closed")
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn websocket_upgrade_is_spliced_both_ways() {
+    let h = harness().await;
+    upgrade_roundtrip(&h, "websocket").await;
+    let seen = h.fake.seen.requests.lock().unwrap().pop().unwrap();
+    assert_eq!(seen["upgrade"], vec!["websocket".to_owned()]);
+    assert_eq!(seen["authorization"], vec![format!("Bearer {AGENT_TOKEN}")]);
+}
+
+#[tokio::test]
+async fn spdy_upgrade_is_spliced_both_ways() {
+    let h = harness().await;
+    upgrade_roundtrip(&h, "SPDY/3.1").await;
+}
+
+#[tokio::test]
+async fn apiserver_closing_closes_the_client() {
+    let h = harness().await;
+    let mut client = h.http1().await;
+    let request = Request::post("/exec?close-after-one")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {}", h.token("alice", &[])))
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .body(Empty::new().boxed())
+        .unwrap();
+    let response = client.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut io = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+    io.write_all(b"hi").await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), io.read_to_end(&mut rest))
+        .await
+        .expect("closed by the proxy")
+        .unwrap();
+    assert_eq!(rest, b"echo:hi");
+}
+
+#[tokio::test]
+async fn refused_websocket_is_passed_through() {
+    let h = harness().await;
+    let mut client = h.http1().await;
+    let request = Request::get("/ws-refused")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {}", h.token("alice", &[])))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .body(Empty::new().boxed())
+        .unwrap();
+    let response = client.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"websocket refused");
+}
+
+#[tokio::test]
+async fn unsupported_upgrade_is_400_without_upstream_call() {
+    let h = harness().await;
+    let mut client = h.http1().await;
+    let request = Request::get("/exec")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {}", h.token("alice", &[])))
+        .header("connection", "Upgrade")
+        .header("upgrade", "h2c")
+        .body(Empty::new().boxed())
+        .unwrap();
+    let response = client.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(response).await["reason"], "BadRequest");
+    assert_eq!(h.fake.seen.count(), 0);
+}
+
+#[tokio::test]
+async fn token_file_change_is_used_for_the_next_request() {
+    let h = harness().await;
+    let mut client = h.http1().await;
+    let token = h.token("alice", &[]);
+    let seen = json(
+        client
+            .send_request(get("/echo", Some(&token)))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(seen["authorization"][0], format!("Bearer {AGENT_TOKEN}"));
+    std::fs::write(&h.token_file, "rotated-token\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&h.token_file)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(10))
+        .unwrap();
+    let seen = json(
+        client
+            .send_request(get("/echo", Some(&token)))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(seen["authorization"][0], "Bearer rotated-token");
+}
+
+#[tokio::test]
+async fn http2_clients_are_served() {
+    let h = harness().await;
+    let io = TokioIo::new(h.tls(b"h2").await);
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let token = h.token("alice", &["devs"]);
+    for _ in 0..2 {
+        let request = Request::get("https://127.0.0.1/echo")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Empty::<Bytes>::new().boxed())
+            .unwrap();
+        let response = send.send_request(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let seen = json(response).await;
+        assert_eq!(seen["impersonate-user"], serde_json::json!(["alice"]));
+        assert_eq!(seen["authorization"][0], format!("Bearer {AGENT_TOKEN}"));
+    }
+}
+
+#[tokio::test]
+async fn unreachable_apiserver_is_502() {
+    let h = harness().await;
+    // A proxy whose upstream port has nothing listening.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, &h.fake.ca_pem).unwrap();
+    let config = UpstreamConfig::from_files(
+        format!("https://127.0.0.1:{port}"),
+        &ca,
+        h.token_file.clone(),
+    )
+    .unwrap();
+    let upstream = Upstream::new(&config, Duration::ZERO).unwrap();
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let jwks = [key.public_jwk()].into_iter().collect();
+    let verifier = Verifier::new(
+        KeySet::from_jwks(&jwks),
+        VerifyOptions::new(ISSUER, AUDIENCE),
+    );
+    let (_tv, rv) = watch::channel(Some(Arc::new(verifier)));
+    let (_tr, rr) = watch::channel(Arc::new(RevocationList::default()));
+    let proxy = Arc::new(Proxy::new(
+        Authenticator::new(rv, rr, Arc::new(SystemClock)),
+        Arc::new(AllowAll),
+        upstream,
+    ));
+    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
+    let listener = ProxyListener::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        cert.server_config().unwrap(),
+        proxy,
+    )
+    .await
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(listener.serve(std::future::pending()));
+    let other = Harness {
+        proxy_addr: addr,
+        proxy_ca_pem: cert.ca_pem,
+        key,
+        ..h
+    };
+    let mut client = other.http1().await;
+    let token = other.token("alice", &[]);
+    let response = client
+        .send_request(get("/echo", Some(&token)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(json(response).await["code"], 502);
+}
+
+#[tokio::test]
+async fn no_keys_yet_is_503() {
+    let h = harness().await;
+    let (_tv, rv) = watch::channel(None);
+    let (_tr, rr) = watch::channel(Arc::new(RevocationList::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, &h.fake.ca_pem).unwrap();
+    let config = UpstreamConfig::from_files(
+        format!("https://127.0.0.1:{}", h.fake.addr.port()),
+        &ca,
+        h.token_file.clone(),
+    )
+    .unwrap();
+    let proxy = Arc::new(Proxy::new(
+        Authenticator::new(rv, rr, Arc::new(SystemClock)),
+        Arc::new(AllowAll),
+        Upstream::new(&config, Duration::ZERO).unwrap(),
+    ));
+    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
+    let listener = ProxyListener::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        cert.server_config().unwrap(),
+        proxy,
+    )
+    .await
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(listener.serve(std::future::pending()));
+    let other = Harness {
+        proxy_addr: addr,
+        proxy_ca_pem: cert.ca_pem,
+        ..h
+    };
+    let mut client = other.http1().await;
+    let token = other.token("alice", &[]);
+    let response = client
+        .send_request(get("/echo", Some(&token)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(other.fake.seen.count(), 0);
+}
+
+#[tokio::test]
+async fn garbage_on_the_socket_does_not_hurt_the_proxy() {
+    let h = harness().await;
+    // Not TLS at all.
+    let mut tcp = TcpStream::connect(h.proxy_addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    // TLS, then not HTTP.
+    let mut tls = h.tls(b"http/1.1").await;
+    tls.write_all(b"\x00\x01\x02 nonsense\r\n\r\n")
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
+    // Still serving.
+    let mut client = h.http1().await;
+    let response = client.send_request(get("/echo", None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
