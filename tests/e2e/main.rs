@@ -10,4 +10,5 @@
 mod hub;
 mod join;
 mod login;
+mod proxy;
 mod smoke;

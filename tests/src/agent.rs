@@ -76,8 +76,57 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the agent for `spoke` with its own state directory under `dir`.
+    /// Starts the agent for `spoke` with its own state directory under `dir` (control loop
+    /// only: no proxy).
     pub fn start(dir: &TestDir, spoke: &Cluster) -> Result<Self> {
+        Self::spawn(dir, spoke, |_| Ok(()))
+    }
+
+    /// Starts the agent with its impersonating proxy on `127.0.0.1:proxy_port`, forwarding to
+    /// the spoke's apiserver with a TokenRequest token of the agent's ServiceAccount (what
+    /// the in-cluster agent gets from its projected token).
+    pub async fn start_with_proxy(dir: &TestDir, spoke: &Cluster, proxy_port: u16) -> Result<Self> {
+        let token = spoke
+            .kubectl_ok(&[
+                "create",
+                "token",
+                "tether-agent",
+                "-n",
+                AGENT_NAMESPACE,
+                "--duration",
+                "2h",
+            ])
+            .await?;
+        let token_file = dir.path().join(format!("agent-{}-sa.token", spoke.name()));
+        std::fs::write(&token_file, token.trim())
+            .map_err(Error::io(format!("writing {}", token_file.display())))?;
+        let api = spoke.api_url();
+        let ca = spoke.ca_file();
+        Self::spawn(dir, spoke, |cmd| {
+            cmd.arg("--proxy-listen")
+                .arg(format!("127.0.0.1:{proxy_port}"))
+                .arg("--proxy-host")
+                .arg("127.0.0.1")
+                .arg("--apiserver")
+                .arg(&api)
+                .arg("--apiserver-ca")
+                .arg(&ca)
+                .arg("--apiserver-token-file")
+                .arg(&token_file);
+            Ok(())
+        })
+    }
+
+    /// The proxy's CA certificate (generated in the state directory).
+    pub fn proxy_ca_file(&self) -> PathBuf {
+        self.state.join("proxy-ca.crt")
+    }
+
+    fn spawn(
+        dir: &TestDir,
+        spoke: &Cluster,
+        extra: impl FnOnce(&mut Command) -> Result<()>,
+    ) -> Result<Self> {
         let state = dir.subdir(&format!("agent-{}", spoke.name()))?;
         let mut cmd = Command::new(workspace_bin("tether-agent")?);
         cmd.arg("run")
@@ -88,6 +137,7 @@ impl Agent {
             .arg("--state-dir")
             .arg(&state)
             .env("NO_COLOR", "1");
+        extra(&mut cmd)?;
         let guard = ProcessGuard::spawn(
             &format!("tether-agent {}", spoke.name()),
             cmd,

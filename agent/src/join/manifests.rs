@@ -101,11 +101,19 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 /// The impersonation rules: the proxy sets `Impersonate-User`, `-Group`, `-Extra-*` and
 /// `-Uid`, and checks `--as` requests with SubjectAccessReviews.
+///
+/// RBAC matches `userextras/<key>` exactly (there is no `userextras/*` wildcard), so each
+/// extra the proxy sets is listed by name.
 pub fn impersonate_rules() -> Vec<PolicyRule> {
+    use crate::proxy::identity::{EXTRA_IMPERSONATED_BY, EXTRA_ISSUER, EXTRA_SID};
+    let extras =
+        [EXTRA_SID, EXTRA_ISSUER, EXTRA_IMPERSONATED_BY].map(|k| format!("userextras/{k}"));
+    let mut resources = strings(&["users", "groups", "uids", "serviceaccounts"]);
+    resources.extend(extras);
     vec![
         PolicyRule {
             api_groups: Some(strings(&["", "authentication.k8s.io"])),
-            resources: Some(strings(&["users", "groups", "userextras/*", "uids"])),
+            resources: Some(resources),
             verbs: strings(&["impersonate"]),
             ..Default::default()
         },

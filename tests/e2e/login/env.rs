@@ -247,6 +247,11 @@ impl LoginEnv {
         .await
     }
 
+    /// The test directory (for more parts in the same test).
+    pub fn dir(&self) -> &TestDir {
+        &self._dir
+    }
+
     /// The hub's SQLite file.
     pub fn db_file(&self) -> &std::path::Path {
         &self.db_file

@@ -3,7 +3,7 @@
 //! re-validation (locked accounts, changed groups), refresh-token reuse, and every
 //! refused request with its RFC 6749 code and nothing stored.
 
-mod env;
+pub(crate) mod env;
 mod errors;
 mod openid_client;
 mod sessions;

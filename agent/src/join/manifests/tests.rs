@@ -48,7 +48,15 @@ fn cluster_role_allows_impersonation_and_access_reviews_only() {
     assert_eq!(rules[0].verbs, vec!["impersonate"]);
     assert_eq!(
         rules[0].resources.clone().unwrap(),
-        vec!["users", "groups", "userextras/*", "uids"]
+        vec![
+            "users",
+            "groups",
+            "uids",
+            "serviceaccounts",
+            "userextras/tether.dev/sid",
+            "userextras/tether.dev/issuer",
+            "userextras/tether.dev/impersonated-by"
+        ]
     );
     assert_eq!(
         rules[0].api_groups.clone().unwrap(),

@@ -1,0 +1,5 @@
+//! The real kubectl 1.35 through the agent's proxy to a real spoke apiserver with a test
+//! node, with tokens the hub issued after a login at the real IdP.
+
+mod env;
+mod kubectl;
