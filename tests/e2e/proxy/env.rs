@@ -100,7 +100,7 @@ impl ProxyEnv {
     /// kubectl through the proxy with the kubeconfig `kc`.
     pub async fn kubectl(
         &self,
-        kc: &PathBuf,
+        kc: &std::path::Path,
         args: &[&str],
         env: &[(&str, &str)],
         stdin: Option<&str>,
