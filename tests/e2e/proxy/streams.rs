@@ -64,6 +64,23 @@ async fn logs_follow_attach_port_forward_and_cp_through_the_proxy() {
     read_until(&mut lines, "second line").await;
     drop(follow);
 
+    // watch: an object created after the watch started arrives on it.
+    let mut watch = spawn_kubectl(
+        &env,
+        &alice,
+        &["get", "configmaps", "--watch", "-o", "name"],
+        &[],
+    );
+    let mut events = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\n";
+    let out = env
+        .kubectl(&alice, &["apply", "-f", "-"], &[], Some(cm))
+        .await;
+    assert!(out.success(), "apply: {}", out.stderr);
+    read_until(&mut events, "configmap/watched").await;
+    drop(watch);
+
     // attach -i (the test node attaches `cat`).
     let out = env
         .kubectl(&alice, &["attach", "-i", pod], &[], Some("attached\n"))
