@@ -48,7 +48,7 @@ async fn read_until(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_follow_attach_port_forward_and_cp_through_the_proxy() {
+async fn watch_logs_follow_attach_port_forward_and_cp_through_the_proxy() {
     let env = ProxyEnv::start("proxy-streams").await;
     let alice = env.kubeconfig("alice", &env.token_for("alice", "alice-pass").await);
     let node = env.spoke.test_node().expect("test node");
