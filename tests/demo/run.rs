@@ -37,7 +37,7 @@ const DOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything `up` started; dropping it stops every process.
 struct Running {
-    _agents: Vec<Agent>,
+    _agents: Vec<(Agent, String)>,
     _hub: Hub,
     _idp: UpstreamIdp,
     _spokes: Vec<Cluster>,
@@ -211,8 +211,13 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     );
     let names: Vec<&str> = spoke_clusters.iter().map(Cluster::name).collect();
     env.set("TETHER_SPOKES", names.join(" "));
-    for spoke in &spoke_clusters {
+    for (spoke, (agent, proxy_url)) in spoke_clusters.iter().zip(&agents) {
         let var = var_name(spoke.name());
+        env.set(&format!("SPOKE_{var}_PROXY_URL"), proxy_url);
+        env.set(
+            &format!("SPOKE_{var}_PROXY_CA"),
+            agent.proxy_ca_file().display().to_string(),
+        );
         env.set(
             &format!("SPOKE_{var}_ADMIN_KUBECONFIG"),
             spoke.admin_kubeconfig().display().to_string(),
@@ -256,6 +261,13 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
             .join("tests/fixtures/rp/hub_login.mjs")
             .display(),
     );
+    println!(
+        "  kubectl through spoke-1's proxy as alice (a 60-second token from the hub):\n    TOKEN=$(NODE_EXTRA_CA_CERTS=$TETHER_HUB_CA node {rp} $TETHER_HUB_URL $TETHER_DEMO_CLIENT_ID \\\n      $TETHER_DEMO_CLIENT_SECRET $TETHER_DEMO_REDIRECT_URI alice alice-pass spoke-1 | jq -r .exchange.access_token)\n    {kubectl} --server $SPOKE_SPOKE_1_PROXY_URL --certificate-authority $SPOKE_SPOKE_1_PROXY_CA \\\n      --token $TOKEN exec -n default test-pod -- echo hello",
+        kubectl = tether_e2e::Deps::get().kubectl()?.display(),
+        rp = tether_e2e::deps::repo_root()
+            .join("tests/fixtures/rp/hub_login.mjs")
+            .display(),
+    );
     println!("  admin token: $TETHER_ADMIN_TOKEN_CMD");
     println!(
         "  spokes:     TETHER_ADMIN_TOKEN=$($TETHER_ADMIN_TOKEN_CMD) {} --hub $TETHER_HUB_GRPC_URL --ca-file $TETHER_HUB_GRPC_CA cluster list",
@@ -277,9 +289,13 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
 }
 
 /// Joins every spoke the way an operator does: `tetherctl cluster add` at the hub, the
-/// printed `tether-agent join` against the spoke, then `tether-agent run` (as a local
-/// process: the demo's spokes have no container runtime to run its Deployment).
-async fn join_spokes(dir: &TestDir, hub: &Hub, spokes: &[Cluster]) -> anyhow::Result<Vec<Agent>> {
+/// printed `tether-agent join` against the spoke, then `tether-agent run` with its proxy
+/// (as a local process: the demo's spokes have no container runtime to run its Deployment).
+async fn join_spokes(
+    dir: &TestDir,
+    hub: &Hub,
+    spokes: &[Cluster],
+) -> anyhow::Result<Vec<(Agent, String)>> {
     let token = hub.admin_token().await?;
     let mut agents = Vec::new();
     for spoke in spokes {
@@ -292,11 +308,12 @@ async fn join_spokes(dir: &TestDir, hub: &Hub, spokes: &[Cluster]) -> anyhow::Re
         if !out.success() {
             bail!("tether-agent join {} failed: {}", spoke.name(), out.stderr);
         }
-        let mut running = Agent::start(dir, spoke)?;
+        let mut running = Agent::start_with_proxy(dir, spoke, free_port()?).await?;
         running
             .wait_connected(true, Duration::from_secs(30))
             .await?;
-        agents.push(running);
+        let proxy_url = running.proxy_url().context("the agent runs no proxy")?;
+        agents.push((running, proxy_url));
     }
     Ok(agents)
 }

@@ -73,6 +73,7 @@ pub async fn join(words: &[String], spoke: &Cluster) -> Result<CmdOutput> {
 pub struct Agent {
     guard: ProcessGuard,
     state: PathBuf,
+    proxy_url: Option<String>,
 }
 
 impl Agent {
@@ -102,7 +103,7 @@ impl Agent {
             .map_err(Error::io(format!("writing {}", token_file.display())))?;
         let api = spoke.api_url();
         let ca = spoke.ca_file();
-        Self::spawn(dir, spoke, |cmd| {
+        let mut agent = Self::spawn(dir, spoke, |cmd| {
             cmd.arg("--proxy-listen")
                 .arg(format!("127.0.0.1:{proxy_port}"))
                 .arg("--proxy-host")
@@ -114,7 +115,14 @@ impl Agent {
                 .arg("--apiserver-token-file")
                 .arg(&token_file);
             Ok(())
-        })
+        })?;
+        agent.proxy_url = Some(format!("https://127.0.0.1:{proxy_port}"));
+        Ok(agent)
+    }
+
+    /// The proxy URL the agent reports (set when it runs its proxy).
+    pub fn proxy_url(&self) -> Option<String> {
+        self.proxy_url.clone()
     }
 
     /// The proxy's CA certificate (generated in the state directory).
@@ -144,7 +152,11 @@ impl Agent {
             dir,
             &format!("agent-{}.log", spoke.name()),
         )?;
-        Ok(Self { guard, state })
+        Ok(Self {
+            guard,
+            state,
+            proxy_url: None,
+        })
     }
 
     /// The agent's `status.json`: `connected`, `jwks_generation`, `kids`, `revoked_sids`.
