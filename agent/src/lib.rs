@@ -10,10 +10,13 @@
 //! - [`run`]: `tether-agent run` — the `Control.Connect` loop: heartbeats, JWKS and
 //!   revocations published on `watch` channels, certificate renewal, reconnect backoff,
 //!   and the `status.json` the e2e tests read.
+//! - [`proxy`]: the impersonating proxy in front of the spoke's kube-apiserver.
+//! - [`metrics_server`]: `--metrics-listen`, the Prometheus endpoint.
 
 pub mod error;
 pub mod identity;
 pub mod join;
+pub mod metrics_server;
 pub mod proxy;
 pub mod run;
 pub mod tls;

@@ -96,6 +96,10 @@ struct RunCli {
     /// Where jwks.json (last keys, used while the hub is down) and status.json are kept.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/tether")]
     state_dir: PathBuf,
+    /// Serve Prometheus metrics (plain HTTP, /metrics) on this address: proxied requests
+    /// by code and verb, latency, token cache hits/misses, open upgraded connections.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Address the impersonating proxy listens on (HTTPS).
     #[arg(long, value_name = "ADDR", default_value = proxy::DEFAULT_LISTEN)]
     proxy_listen: SocketAddr,
@@ -225,6 +229,11 @@ async fn join_command(args: JoinCli) -> anyhow::Result<()> {
 }
 
 async fn run_command(args: RunCli) -> anyhow::Result<()> {
+    // Install the recorder before anything records a metric.
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some((addr, tether_agent::metrics_server::install()?)),
+        None => None,
+    };
     let store = match args.identity_dir {
         Some(dir) => IdentityStore::Dir(dir),
         None => {
@@ -256,6 +265,14 @@ async fn run_command(args: RunCli) -> anyhow::Result<()> {
         }
     };
     let mut agent = agent;
+    if let Some((addr, handle)) = metrics {
+        let stop = stopping();
+        tokio::spawn(async move {
+            if let Err(e) = tether_agent::metrics_server::serve(addr, handle, stop).await {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        });
+    }
     let mut proxy_task = None;
     match apiserver {
         Some(apiserver) => {

@@ -74,6 +74,7 @@ pub struct Agent {
     guard: ProcessGuard,
     state: PathBuf,
     proxy_url: Option<String>,
+    metrics_url: Option<String>,
 }
 
 impl Agent {
@@ -103,8 +104,11 @@ impl Agent {
             .map_err(Error::io(format!("writing {}", token_file.display())))?;
         let api = spoke.api_url();
         let ca = spoke.ca_file();
+        let metrics_port = crate::ports::free_port()?;
         let mut agent = Self::spawn(dir, spoke, |cmd| {
-            cmd.arg("--proxy-listen")
+            cmd.arg("--metrics-listen")
+                .arg(format!("127.0.0.1:{metrics_port}"))
+                .arg("--proxy-listen")
                 .arg(format!("127.0.0.1:{proxy_port}"))
                 .arg("--proxy-host")
                 .arg("127.0.0.1")
@@ -117,12 +121,18 @@ impl Agent {
             Ok(())
         })?;
         agent.proxy_url = Some(format!("https://127.0.0.1:{proxy_port}"));
+        agent.metrics_url = Some(format!("http://127.0.0.1:{metrics_port}/metrics"));
         Ok(agent)
     }
 
     /// The proxy URL the agent reports (set when it runs its proxy).
     pub fn proxy_url(&self) -> Option<String> {
         self.proxy_url.clone()
+    }
+
+    /// The agent's Prometheus endpoint (set when it runs its proxy).
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics_url.clone()
     }
 
     /// The proxy's CA certificate (generated in the state directory).
@@ -156,6 +166,7 @@ impl Agent {
             guard,
             state,
             proxy_url: None,
+            metrics_url: None,
         })
     }
 
