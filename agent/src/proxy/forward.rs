@@ -3,8 +3,14 @@
 //! - [`UpstreamConfig`]: where the apiserver is and how to trust it: in-cluster
 //!   (`KUBERNETES_SERVICE_HOST`, the mounted ServiceAccount token and `ca.crt`) or flags.
 //! - [`TokenFile`]: the token, re-read when the file changes (projected tokens rotate).
-//! - [`Upstream`]: a pooled hyper-util client (HTTP/2 or HTTP/1.1 by ALPN) and an
+//! - [`Upstream`]: a pooled hyper-util client (HTTP/2 or HTTP/1.1 by ALPN) for ordinary
+//!   requests, a pooled HTTP/1.1 client for long-lived streams (watches, `logs -f`), and an
 //!   HTTP/1.1-only one for upgrades; TLS checked against the apiserver CA only.
+//!
+//! Long-lived streams get their own HTTP/1.1 connections because an HTTP/2 connection
+//! carries a bounded number of streams (kube-apiserver: 250 by default): with every watch
+//! on one pooled HTTP/2 connection, the 251st request — watch or not — would wait for a
+//! stream that never frees (measured by `scripts/bench-proxy`).
 //!
 //! Bodies are streamed both ways: the client's `Incoming` body is the upstream request's
 //! body and the upstream's `Incoming` is the client's response body.
@@ -205,13 +211,29 @@ pub enum ForwardError {
     BadTarget(String),
 }
 
-/// The apiserver: base URI, token, and the two clients.
+/// Whether a request (path and query) is a long-lived stream: a watch (`?watch=true`, the
+/// legacy `/watch/` paths) or a followed log (`?follow=true`).
+pub fn is_long_lived(path_and_query: &str) -> bool {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let flag = |name: &str| {
+        query.split('&').any(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            k == name && (v == "true" || v == "1")
+        })
+    };
+    flag("watch") || flag("follow") || path.contains("/watch/")
+}
+
+/// The apiserver: base URI, token, and the clients.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     token: Arc<TokenFile>,
     pooled: Client<UpstreamConnector, Incoming>,
+    streaming: Client<UpstreamConnector, Incoming>,
     http1: Client<UpstreamConnector, Incoming>,
 }
 
@@ -239,6 +261,13 @@ impl Upstream {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .http2_keep_alive_while_idle(true)
             .build(both);
+        let streaming = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(UpstreamConnector::new(
+                config.client_config(&[b"http/1.1"])?,
+            ));
         let http1 = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(only1);
@@ -247,6 +276,7 @@ impl Upstream {
             authority,
             token,
             pooled,
+            streaming,
             http1,
         })
     }
@@ -270,6 +300,7 @@ impl Upstream {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
+        let long_lived = is_long_lived(path);
         parts.uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -292,7 +323,13 @@ impl Upstream {
         bearer.set_sensitive(true);
         parts.headers.insert(header::AUTHORIZATION, bearer);
         let req = Request::from_parts(parts, body);
-        let client = if upgrade { &self.http1 } else { &self.pooled };
+        let client = if upgrade {
+            &self.http1
+        } else if long_lived {
+            &self.streaming
+        } else {
+            &self.pooled
+        };
         let mut response = client.request(req).await.map_err(ForwardError::Upstream)?;
         if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
             strip_hop_by_hop(response.headers_mut());

@@ -3,7 +3,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use http::header::{self, HeaderMap};
 
-use super::{TokenFile, strip_hop_by_hop};
+use super::{TokenFile, is_long_lived, strip_hop_by_hop};
 
 #[test]
 fn hop_by_hop_headers_are_removed() {
@@ -71,4 +71,25 @@ fn empty_token_file_is_refused_at_start() {
     let path = dir.path().join("token");
     std::fs::write(&path, "  \n").unwrap();
     assert!(TokenFile::open(path, Duration::ZERO).is_err());
+}
+
+#[test]
+fn long_lived_requests_are_recognised() {
+    for (path, want) in [
+        ("/api/v1/namespaces/default/configmaps?watch=true", true),
+        (
+            "/api/v1/pods?labelSelector=a%3Db&watch=1&resourceVersion=5",
+            true,
+        ),
+        ("/api/v1/watch/namespaces/default/pods", true),
+        (
+            "/api/v1/namespaces/default/pods/p/log?follow=true&container=c",
+            true,
+        ),
+        ("/api/v1/namespaces/default/pods/p/log?follow=false", false),
+        ("/api/v1/namespaces/default/configmaps/bench", false),
+        ("/api/v1/namespaces/watchers/pods?watchful=true", false),
+    ] {
+        assert_eq!(is_long_lived(path), want, "{path}");
+    }
 }
