@@ -46,6 +46,11 @@ pub struct ClientConfig {
     /// Where the client may send the user after logout (exact strings).
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<Url>,
+    /// May use the device authorization grant (RFC 8628: `/device_authorization` and the
+    /// `urn:ietf:params:oauth:grant-type:device_code` grant). Off by default; the built-in
+    /// `tetherctl` always may.
+    #[serde(default)]
+    pub device_grant: bool,
 }
 
 /// Checks the `clients:` list. Returns the offending field (`clients[1].secret_hash`) and why.

@@ -149,6 +149,7 @@ pub struct Client {
     native: bool,
     token_exchange: Vec<String>,
     post_logout_redirect_uris: Vec<String>,
+    device_grant: bool,
 }
 
 impl Client {
@@ -168,10 +169,12 @@ impl Client {
                 .iter()
                 .map(|u| u.to_string())
                 .collect(),
+            device_grant: config.device_grant,
         }
     }
 
-    /// `tetherctl`: public, native, loopback redirects, may exchange for every cluster.
+    /// `tetherctl`: public, native, loopback redirects, may exchange for every cluster and
+    /// use the device grant (`tetherctl login --no-browser`).
     fn tetherctl() -> Self {
         Self {
             id: TETHERCTL_CLIENT_ID.to_owned(),
@@ -184,6 +187,7 @@ impl Client {
             native: true,
             token_exchange: vec!["*".to_owned()],
             post_logout_redirect_uris: Vec::new(),
+            device_grant: true,
         }
     }
 
@@ -243,6 +247,11 @@ impl Client {
         self.post_logout_redirect_uris.iter().any(|r| r == uri)
     }
 
+    /// True if the client may use the device authorization grant (RFC 8628).
+    pub fn may_use_device_grant(&self) -> bool {
+        self.device_grant
+    }
+
     /// True if one of the client's `token_exchange` globs matches `cluster`.
     pub fn may_exchange_for(&self, cluster: &ClusterName) -> bool {
         self.token_exchange
@@ -260,6 +269,7 @@ impl std::fmt::Debug for Client {
             .field("redirect_uris", &self.redirect_uris)
             .field("native", &self.native)
             .field("token_exchange", &self.token_exchange)
+            .field("device_grant", &self.device_grant)
             .finish_non_exhaustive()
     }
 }

@@ -13,6 +13,7 @@ fn argocd() -> ClientConfig {
         native: false,
         token_exchange: vec!["prod-*".to_owned()],
         post_logout_redirect_uris: vec![Url::parse("https://argocd.example.com/").unwrap()],
+        device_grant: false,
     }
 }
 
@@ -25,6 +26,7 @@ fn cli(native: bool, uris: &[&str]) -> ClientConfig {
         native,
         token_exchange: Vec::new(),
         post_logout_redirect_uris: Vec::new(),
+        device_grant: false,
     }
 }
 
@@ -298,9 +300,33 @@ fn config_from_yaml() {
     let parsed: Vec<ClientConfig> = crate::config::parse_yaml(yaml).unwrap();
     assert_eq!(parsed[0].kind, ClientKind::Confidential);
     assert!(!parsed[0].native);
+    assert!(!parsed[0].device_grant);
     let unknown =
         "- id: web\n  kind: public\n  secret: x\n  redirect_uris: [https://web.example/cb]\n";
     assert!(crate::config::parse_yaml::<Vec<ClientConfig>>(unknown).is_err());
     let kind = "- id: web\n  kind: secret\n  redirect_uris: [https://web.example/cb]\n";
     assert!(crate::config::parse_yaml::<Vec<ClientConfig>>(kind).is_err());
+}
+
+#[test]
+fn device_grant_is_opt_in_except_for_tetherctl() {
+    let clients = Clients::new(&[
+        argocd(),
+        ClientConfig {
+            device_grant: true,
+            ..cli(true, &["http://127.0.0.1/cb"])
+        },
+    ])
+    .unwrap();
+    assert!(
+        clients
+            .get(TETHERCTL_CLIENT_ID)
+            .unwrap()
+            .may_use_device_grant()
+    );
+    assert!(!clients.get("argocd").unwrap().may_use_device_grant());
+    assert!(clients.get("cli").unwrap().may_use_device_grant());
+    let yaml = "- id: tv\n  kind: public\n  device_grant: true\n  redirect_uris: [https://tv.example/cb]\n";
+    let parsed: Vec<ClientConfig> = crate::config::parse_yaml(yaml).unwrap();
+    assert!(parsed[0].device_grant);
 }

@@ -202,7 +202,7 @@ fn cookie_path(provider: &Provider) -> String {
 
 /// `tether_login=<id>`: `HttpOnly`, `SameSite=Lax` (the IdP's redirect back is a top-level
 /// GET), `Secure` unless the issuer is `http://` (dangerous test setups only).
-fn login_cookie(provider: &Provider, login_id: &Secret, max_age: u64) -> HeaderValue {
+pub(crate) fn login_cookie(provider: &Provider, login_id: &Secret, max_age: u64) -> HeaderValue {
     let secure = if provider.issuer().url().scheme() == "https" {
         "; Secure"
     } else {

@@ -5,6 +5,11 @@
 //! is compared in constant time, the IdP's code is redeemed upstream, a session is created
 //! and the client gets its own code at its redirect URI. A missing cookie or a wrong
 //! `state` is answered with a page and stores nothing.
+//!
+//! A login started at `/device` ([`LoginPurpose::Device`]) ends differently: the session
+//! approves the device code ([`device::approve`]) and the user sees a "signed in" page; an
+//! IdP error denies the device code ([`device::deny`]). Its errors are always pages (there
+//! is no redirect URI).
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
@@ -12,12 +17,13 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::authorize::{clear_login_cookie, login_cookie_value, redirect_error};
+use super::device::{self, LoginPurpose};
 use super::error::{BrowserError, OAuthError, OAuthErrorCode, see_other};
 use super::params::Params;
 use super::provider::Provider;
 use super::{METRIC_LOGINS, audit_kind, started};
 use crate::http::AppState;
-use crate::sessions::{AuthorizeRequest, SessionError, SessionIdentity};
+use crate::sessions::{SessionError, SessionId, SessionIdentity};
 use crate::store::{AuditOutcome, AuditRecord};
 use crate::upstream::PendingLogin;
 
@@ -86,9 +92,9 @@ async fn finish_login(
     };
     let taken = provider
         .sessions()
-        .take_login::<AuthorizeRequest, PendingLogin>(&login_id, now)
+        .take_login::<LoginPurpose, PendingLogin>(&login_id, now)
         .await;
-    let (request, pending) = match taken {
+    let (purpose, pending) = match taken {
         Ok(taken) => taken,
         Err(SessionError::NotFound | SessionError::Expired) => {
             refused(provider, None, "login_expired_or_used").await;
@@ -101,12 +107,13 @@ async fn finish_login(
         }
         Err(err) => return Err(Refusal::new(OAuthError::internal(err), "error")),
     };
-    tracing::Span::current().record("client_id", request.client_id.as_str());
+    let client_id = purpose.client_id().to_owned();
+    tracing::Span::current().record("client_id", client_id.as_str());
     let state_ok = params
         .get("state")
         .is_some_and(|state| pending.state_matches(state));
     if !state_ok {
-        refused(provider, Some(&request.client_id), "state_mismatch").await;
+        refused(provider, Some(&client_id), "state_mismatch").await;
         return Err(Refusal::new(
             OAuthError::invalid_request(
                 "the login response does not belong to this login (state mismatch)",
@@ -114,14 +121,16 @@ async fn finish_login(
             "refused",
         ));
     }
-    let back = |error: OAuthError| redirect_error(provider, &request, error);
+    let back = |error: OAuthError| match &purpose {
+        LoginPurpose::Authorize(request) => redirect_error(provider, request, error),
+        LoginPurpose::Device(_) => BrowserError::Page(error),
+    };
     if let Some(idp_error) = params.get("error") {
-        refused(
-            provider,
-            Some(&request.client_id),
-            &format!("upstream_error:{}", short(idp_error)),
-        )
-        .await;
+        let reason = format!("upstream_error:{}", short(idp_error));
+        refused(provider, Some(&client_id), &reason).await;
+        if let LoginPurpose::Device(login) = &purpose {
+            device::deny(provider, login, &reason, now).await;
+        }
         let code = match idp_error {
             "temporarily_unavailable" => OAuthErrorCode::TemporarilyUnavailable,
             "server_error" => OAuthErrorCode::ServerError,
@@ -136,7 +145,7 @@ async fn finish_login(
         ));
     }
     let Some(code) = params.get("code") else {
-        refused(provider, Some(&request.client_id), "upstream_no_code").await;
+        refused(provider, Some(&client_id), "upstream_no_code").await;
         return Err(Refusal::new(
             back(OAuthError::new(
                 OAuthErrorCode::ServerError,
@@ -157,10 +166,10 @@ async fn finish_login(
     let login = match upstream.complete(code, &pending).await {
         Ok(login) => login,
         Err(err) => {
-            tracing::warn!(error = %err, client_id = %request.client_id, "upstream login failed");
+            tracing::warn!(error = %err, client_id = %client_id, "upstream login failed");
             refused(
                 provider,
-                Some(&request.client_id),
+                Some(&client_id),
                 &format!("upstream_{}", err.outcome()),
             )
             .await;
@@ -189,12 +198,27 @@ async fn finish_login(
         groups: login.identity.groups,
     };
     let grant = zeroize::Zeroizing::new(login.grant.to_bytes());
+    if let LoginPurpose::Device(login) = &purpose {
+        device::check_pending(provider, login, now)
+            .await
+            .map_err(device_refusal)?;
+    }
     let internal = |err: SessionError| Refusal::new(back(OAuthError::internal(err)), "error");
     let session = provider
         .sessions()
-        .create(&identity, &grant, &request.client_id, now)
+        .create(&identity, &grant, &client_id, now)
         .await
         .map_err(internal)?;
+    let request = match purpose {
+        LoginPurpose::Authorize(request) => request,
+        LoginPurpose::Device(login) => {
+            let response = device::approve(provider, &login, &session, now)
+                .await
+                .map_err(device_refusal)?;
+            login_succeeded(provider, &identity, &session.id, &client_id, true, now).await;
+            return Ok(response);
+        }
+    };
     let client_code = provider
         .sessions()
         .issue_code(
@@ -207,24 +231,13 @@ async fn finish_login(
             now,
         )
         .await
-        .map_err(internal)?;
-    provider
-        .audit(
-            AuditRecord::new(
-                now.as_secs(),
-                audit_kind::LOGIN_SUCCESS,
-                identity.subject.as_str(),
-                AuditOutcome::Success,
+        .map_err(|err| {
+            Refusal::new(
+                redirect_error(provider, &request, OAuthError::internal(err)),
+                "error",
             )
-            .with_subject(session.id.as_str())
-            .with_details(serde_json::json!({
-                "username": identity.username,
-                "client_id": request.client_id,
-                "groups": identity.groups.len(),
-            })),
-        )
-        .await;
-    tracing::info!(sid = %session.id, client_id = %request.client_id, "login succeeded");
+        })?;
+    login_succeeded(provider, &identity, &session.id, &client_id, false, now).await;
     let mut target = Url::parse(&request.redirect_uri).map_err(|_| {
         Refusal::new(
             OAuthError::invalid_request("redirect_uri is not a URL"),
@@ -240,6 +253,46 @@ async fn finish_login(
         query.append_pair("iss", provider.issuer().as_str());
     }
     Ok(see_other(target.as_str()))
+}
+
+/// A device login refused after the upstream login (the device code can no longer be
+/// approved), or failed.
+fn device_refusal(error: OAuthError) -> Refusal {
+    let outcome = if error.code() == OAuthErrorCode::ServerError {
+        "error"
+    } else {
+        "refused"
+    };
+    Refusal::new(error, outcome)
+}
+
+/// Audits and logs a completed login (`login.success`).
+async fn login_succeeded(
+    provider: &Provider,
+    identity: &SessionIdentity,
+    sid: &SessionId,
+    client_id: &str,
+    device: bool,
+    now: tether_common::time::UnixTime,
+) {
+    provider
+        .audit(
+            AuditRecord::new(
+                now.as_secs(),
+                audit_kind::LOGIN_SUCCESS,
+                identity.subject.as_str(),
+                AuditOutcome::Success,
+            )
+            .with_subject(sid.as_str())
+            .with_details(serde_json::json!({
+                "username": identity.username,
+                "client_id": client_id,
+                "groups": identity.groups.len(),
+                "device": device,
+            })),
+        )
+        .await;
+    tracing::info!(sid = %sid, client_id, device, "login succeeded");
 }
 
 /// Audits a refused login (`login.refused`, with the reason and the client if known).

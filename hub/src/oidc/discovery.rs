@@ -21,10 +21,11 @@ use crate::http::AppState;
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// Grant types the token endpoint implements.
-pub const GRANT_TYPES_SUPPORTED: [&str; 3] = [
+pub const GRANT_TYPES_SUPPORTED: [&str; 4] = [
     grant_type::AUTHORIZATION_CODE,
     grant_type::REFRESH_TOKEN,
     grant_type::TOKEN_EXCHANGE,
+    grant_type::DEVICE_CODE,
 ];
 
 /// Client authentication methods of the token and revocation endpoints.
@@ -65,6 +66,8 @@ pub struct ProviderMetadata {
     pub end_session_endpoint: String,
     /// The JWKS URL.
     pub jwks_uri: String,
+    /// RFC 8628 device authorization (RFC 8414 metadata name).
+    pub device_authorization_endpoint: String,
     /// Only the authorization code flow.
     pub response_types_supported: Vec<&'static str>,
     /// Authorization responses go in the query string.
@@ -100,6 +103,7 @@ impl ProviderMetadata {
             revocation_endpoint: issuer.endpoint(routes::REVOKE),
             end_session_endpoint: issuer.endpoint(routes::LOGOUT),
             jwks_uri: issuer.endpoint(routes::JWKS),
+            device_authorization_endpoint: issuer.endpoint(routes::DEVICE_AUTHORIZATION),
             response_types_supported: vec![RESPONSE_TYPE_CODE],
             response_modes_supported: vec!["query"],
             grant_types_supported: GRANT_TYPES_SUPPORTED.to_vec(),
@@ -124,6 +128,7 @@ impl ProviderMetadata {
             self.revocation_endpoint.as_str(),
             self.end_session_endpoint.as_str(),
             self.jwks_uri.as_str(),
+            self.device_authorization_endpoint.as_str(),
         ]
     }
 }

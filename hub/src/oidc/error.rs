@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use url::Url;
 
-/// RFC 6749 §4.1.2.1 / §5.2, RFC 6750 §3.1, RFC 8693 §2.2.2 error codes.
+/// RFC 6749 §4.1.2.1 / §5.2, RFC 6750 §3.1, RFC 8693 §2.2.2, RFC 8628 §3.5 error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OAuthErrorCode {
@@ -47,6 +47,12 @@ pub enum OAuthErrorCode {
     UnsupportedResponseType,
     /// RFC 6750: the bearer token is invalid, expired or revoked.
     InvalidToken,
+    /// RFC 8628: the user has not yet approved the device code; keep polling.
+    AuthorizationPending,
+    /// RFC 8628: polling too fast; the interval grew by 5 seconds.
+    SlowDown,
+    /// RFC 8628: the device code expired; start a new device authorization.
+    ExpiredToken,
 }
 
 impl OAuthErrorCode {
@@ -65,6 +71,9 @@ impl OAuthErrorCode {
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidToken => "invalid_token",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 
@@ -317,7 +326,7 @@ pub fn page(title: &str, message: &str) -> axum::response::Html<String> {
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1,6 +1,6 @@
-//! `POST /token`: client authentication, then one of three grants —
-//! `authorization_code` (here), `refresh_token` ([`super::refresh`]) and RFC 8693 token
-//! exchange ([`super::exchange`]).
+//! `POST /token`: client authentication, then one of four grants —
+//! `authorization_code` (here), `refresh_token` ([`super::refresh`]), RFC 8693 token
+//! exchange ([`super::exchange`]) and the RFC 8628 device code ([`super::device`]).
 //!
 //! Every answer carries `Cache-Control: no-store`; every request is counted in
 //! `tether_hub_token_requests_total{grant,outcome}`.
@@ -30,6 +30,8 @@ pub mod grant_type {
     pub const REFRESH_TOKEN: &str = "refresh_token";
     /// RFC 8693 §2.1.
     pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    /// RFC 8628 §3.4 ([`crate::oidc::device`]).
+    pub const DEVICE_CODE: &str = crate::oidc::device::GRANT_TYPE;
 }
 
 /// The `token_type` of every token the endpoint issues.
@@ -48,6 +50,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             grant_type::AUTHORIZATION_CODE => "authorization_code",
             grant_type::REFRESH_TOKEN => "refresh_token",
             grant_type::TOKEN_EXCHANGE => "token_exchange",
+            grant_type::DEVICE_CODE => "device_code",
             _ => "other",
         };
         tracing::Span::current().record("grant_type", grant_label);
@@ -57,9 +60,10 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             grant_type::AUTHORIZATION_CODE => authorization_code(&provider, &client, &params).await,
             grant_type::REFRESH_TOKEN => refresh::refresh_token(&provider, &client, &params).await,
             grant_type::TOKEN_EXCHANGE => exchange::token_exchange(&provider, &client, &params).await,
+            grant_type::DEVICE_CODE => super::device::device_code_grant(&provider, &client, &params).await,
             _ => Err(OAuthError::new(
                 OAuthErrorCode::UnsupportedGrantType,
-                "supported grant types: authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange",
+                "supported grant types: authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:device_code",
             )),
         }
     }

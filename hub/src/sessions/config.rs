@@ -28,6 +28,13 @@ pub struct SessionsConfig {
     /// Lifetime of ID tokens (default `5m`).
     #[serde(default = "SessionsConfig::default_id_token_lifetime")]
     pub id_token_lifetime: HumanDuration,
+    /// How long a device code (RFC 8628, `tetherctl login --no-browser`) can be approved
+    /// and redeemed (default `10m`, at most `1h`).
+    #[serde(default = "SessionsConfig::default_device_code_lifetime")]
+    pub device_code_lifetime: HumanDuration,
+    /// The minimum polling interval a device is told (RFC 8628 `interval`, default `5s`).
+    #[serde(default = "SessionsConfig::default_device_poll_interval")]
+    pub device_poll_interval: HumanDuration,
 }
 
 impl SessionsConfig {
@@ -55,6 +62,14 @@ impl SessionsConfig {
         HumanDuration::from_secs(5 * 60)
     }
 
+    fn default_device_code_lifetime() -> HumanDuration {
+        HumanDuration::from_secs(10 * 60)
+    }
+
+    fn default_device_poll_interval() -> HumanDuration {
+        HumanDuration::from_secs(5)
+    }
+
     /// Checks the section on its own; `max_token_lifetime` is `keys.max_token_lifetime`.
     /// Returns the offending field (`sessions.idle_timeout`) and why.
     pub fn check(&self, max_token_lifetime: Duration) -> Result<(), (String, String)> {
@@ -65,6 +80,8 @@ impl SessionsConfig {
             ("login_timeout", self.login_timeout),
             ("access_token_lifetime", self.access_token_lifetime),
             ("id_token_lifetime", self.id_token_lifetime),
+            ("device_code_lifetime", self.device_code_lifetime),
+            ("device_poll_interval", self.device_poll_interval),
         ];
         for (name, value) in fields {
             if value.as_duration().as_secs() == 0 {
@@ -86,6 +103,21 @@ impl SessionsConfig {
                 format!(
                     "{} is too long: at most 10m (RFC 6749 §4.1.2)",
                     self.code_lifetime
+                ),
+            ));
+        }
+        if self.device_code_lifetime.as_duration() > Duration::from_secs(3600) {
+            return Err((
+                "sessions.device_code_lifetime".to_owned(),
+                format!("{} is too long: at most 1h", self.device_code_lifetime),
+            ));
+        }
+        if self.device_poll_interval >= self.device_code_lifetime {
+            return Err((
+                "sessions.device_poll_interval".to_owned(),
+                format!(
+                    "{} must be shorter than sessions.device_code_lifetime ({})",
+                    self.device_poll_interval, self.device_code_lifetime
                 ),
             ));
         }
@@ -116,6 +148,8 @@ impl Default for SessionsConfig {
             login_timeout: Self::default_login_timeout(),
             access_token_lifetime: Self::default_access_token_lifetime(),
             id_token_lifetime: Self::default_id_token_lifetime(),
+            device_code_lifetime: Self::default_device_code_lifetime(),
+            device_poll_interval: Self::default_device_poll_interval(),
         }
     }
 }

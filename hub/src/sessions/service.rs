@@ -316,8 +316,9 @@ impl Sessions {
         now >= session.upstream_checked_at.saturating_add(interval)
     }
 
-    /// Deletes expired codes and logins, and sessions dead (idle or past their absolute
-    /// lifetime) for longer than [`PURGE_GRACE`], with their codes and refresh tokens.
+    /// Deletes expired codes, logins and device codes (RFC 8628), and sessions dead (idle or
+    /// past their absolute lifetime) for longer than [`PURGE_GRACE`], with their codes and
+    /// refresh tokens.
     pub async fn purge_expired(&self, now: UnixTime) -> Result<PurgeCounts, SessionError> {
         let config = &self.inner.config;
         let absolute_before = now.saturating_sub(PURGE_GRACE);
@@ -331,6 +332,10 @@ impl Sessions {
                 idle_before.as_secs(),
             )
             .await?;
+        let device_codes = self.inner.store.purge_device_codes(now.as_secs()).await?;
+        if device_codes > 0 {
+            tracing::debug!(device_codes, "expired device codes purged");
+        }
         Ok(counts)
     }
 

@@ -11,6 +11,7 @@
 //! - [`clusters`]: the spoke registry (types in [`crate::registry`]).
 //! - [`cluster_state`]: registration state of clusters, the hub's CAs, revoked sessions.
 //! - [`join_tokens`]: join tokens and the join transaction.
+//! - [`device_codes`]: RFC 8628 device codes and the wrong-user-code counter.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,6 +26,7 @@ pub mod audit;
 pub mod cluster_state;
 pub mod clusters;
 pub mod config;
+pub mod device_codes;
 mod error;
 pub mod join_tokens;
 pub mod sessions;
@@ -38,6 +40,7 @@ pub(crate) mod tests;
 pub use audit::{AuditOutcome, AuditRecord, StoredAuditRecord};
 pub use cluster_state::{RevokedSession, StoredCa};
 pub use config::{Backend, DatabaseUrl, SqliteLocation, StoreConfig};
+pub use device_codes::{DeviceCodeRow, DeviceCodeStatus, DevicePoll};
 pub use error::StoreError;
 pub use join_tokens::{IssuedCert, JoinOutcome};
 pub use sessions::{
