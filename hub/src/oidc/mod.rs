@@ -5,16 +5,23 @@
 //! - [`jwks`]: the published signing keys.
 //! - [`authorize`]: `GET /authorize`, the start of a browser login.
 //! - [`callback`]: `GET /callback`, the upstream IdP's redirect back.
+//! - [`device`]: the device authorization grant (RFC 8628): `POST /device_authorization`,
+//!   the `/device` code entry page and the `device_code` token grant.
 //! - [`token`]: `POST /token` with [`refresh`] and [`exchange`] (RFC 8693).
 //! - [`userinfo`], [`revoke`] (RFC 7009), [`logout`] (RP-initiated logout).
 //! - [`provider`]: [`Provider`], the backends the endpoints use; [`LoginUpstream`].
 //! - [`error`]: [`OAuthError`] and [`BrowserError`], the one place errors become responses.
 //! - [`params`]: request parameters, client credentials, bearer tokens.
 //! - [`claims`]: ID token and hub access token claims.
+//! - [`clusters`]: `GET /api/v1/clusters`, the clusters a user may reach (people policy).
+//! - [`revalidate`]: re-validation of sessions at the upstream IdP (refresh and the
+//!   background sweeper).
 
 pub mod authorize;
 pub mod callback;
 pub mod claims;
+pub mod clusters;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod exchange;
@@ -23,6 +30,7 @@ pub mod logout;
 pub mod params;
 pub mod provider;
 pub mod refresh;
+pub mod revalidate;
 pub mod revoke;
 pub mod routes;
 pub mod token;
@@ -63,6 +71,17 @@ pub mod audit_kind {
     pub const SESSION_UPSTREAM_REJECTED: &str = "session.upstream_rejected";
     /// An RP-initiated logout.
     pub const LOGOUT: &str = "logout";
+    /// RFC 8628: a client started a device authorization (device and user codes issued).
+    pub const DEVICE_AUTHORIZED: &str = "device.authorized";
+    /// A user entered a device's code and logged in: the device code is approved.
+    pub const DEVICE_APPROVED: &str = "device.approved";
+    /// The upstream IdP refused the login of a device code (or the user cancelled).
+    pub const DEVICE_DENIED: &str = "device.denied";
+    /// An approved device code was redeemed for tokens, or a redemption was refused (wrong
+    /// client, reuse).
+    pub const DEVICE_TOKEN_ISSUED: &str = "device.token_issued";
+    /// A user listed the clusters they may reach (`GET /api/v1/clusters`).
+    pub const CLUSTERS_LISTED_BY_USER: &str = "cluster.listed_by_user";
 }
 
 /// The OIDC provider's routes.
@@ -79,6 +98,15 @@ pub fn router() -> Router<AppState> {
         )
         .route(routes::REVOKE, post(revoke::revoke))
         .route(routes::LOGOUT, get(logout::logout).post(logout::logout))
+        .route(
+            routes::DEVICE_AUTHORIZATION,
+            post(device::device_authorization),
+        )
+        .route(
+            routes::DEVICE,
+            get(device::device_page).post(device::device_submit),
+        )
+        .route(routes::CLUSTERS, get(clusters::clusters))
 }
 
 /// The provider, or `temporarily_unavailable` while the hub is starting.

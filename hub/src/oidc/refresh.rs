@@ -4,20 +4,20 @@
 //! The rotation happens first (it is atomic in the store and is what finds the session),
 //! so once it succeeded the client must get its new refresh token unless the session ends:
 //! an upstream IdP that is merely unreachable does not fail the refresh (the check is
-//! retried on the next one); an upstream that refuses the account ends the session.
+//! retried later); an upstream that refuses the account ends the session. The check itself
+//! is [`super::revalidate`], shared with the background sweeper.
 
 use axum::response::Response;
 use tether_common::secret::Secret;
 
+use super::authorize::granted_scope;
 use super::error::OAuthError;
 use super::params::Params;
 use super::provider::Provider;
+use super::revalidate::{Trigger, revalidate_if_due};
 use super::token::{TokenResponse, mint, session_error, token_response};
-use super::{audit_kind, authorize::granted_scope};
 use crate::clients::Client;
-use crate::sessions::{REASON_UPSTREAM_REJECTED, Session, SessionIdentity};
-use crate::store::{AuditOutcome, AuditRecord};
-use crate::upstream::{UpstreamError, UpstreamGrant};
+use crate::sessions::Session;
 
 /// What a refreshed token's scope is when the client asks for none (RFC 6749 §6 says "the
 /// original scope"; sessions do not keep it, and every hub token carries the same claims).
@@ -45,7 +45,7 @@ pub async fn refresh_token(
         .refresh(&token, client.id(), now)
         .await
         .map_err(session_error)?;
-    let session = revalidate_if_due(provider, session).await?;
+    let session = revalidate(provider, session).await?;
     let tokens = mint(
         provider,
         &session,
@@ -60,81 +60,14 @@ pub async fn refresh_token(
     }))
 }
 
-/// Re-validates `session` at the upstream IdP if `recheck_interval` has passed.
-async fn revalidate_if_due(provider: &Provider, session: Session) -> Result<Session, OAuthError> {
-    let Some(upstream) = provider.upstream() else {
-        return Ok(session);
-    };
-    let now = provider.now();
-    if !provider
-        .sessions()
-        .needs_upstream_check(&session, upstream.recheck_interval(), now)
-    {
-        return Ok(session);
-    }
-    let bytes = provider
-        .sessions()
-        .upstream_grant(&session)
+/// Re-validates `session` at the upstream IdP if due ([`revalidate_if_due`], shared with
+/// the background sweeper); `invalid_grant` if the IdP no longer accepts the user.
+async fn revalidate(provider: &Provider, session: Session) -> Result<Session, OAuthError> {
+    revalidate_if_due(provider, session, Trigger::Refresh, provider.now())
         .await
-        .map_err(session_error)?;
-    let result = match UpstreamGrant::from_bytes(&bytes) {
-        Ok(grant) => upstream.revalidate(&grant).await,
-        Err(err) => Err(err),
-    }
-    // The IdP must still be talking about the same account (a recycled or re-bound grant
-    // naming someone else ends the session).
-    .and_then(|login| {
-        if login.identity.subject == session.subject {
-            Ok(login)
-        } else {
-            Err(UpstreamError::SubjectMismatch)
-        }
-    });
-    match result {
-        Ok(login) => {
-            let identity = SessionIdentity {
-                subject: login.identity.subject,
-                username: login.identity.username,
-                groups: login.identity.groups,
-            };
-            let grant = zeroize::Zeroizing::new(login.grant.to_bytes());
-            provider
-                .sessions()
-                .update_identity(&session.id, &identity, &grant, now)
-                .await
-                .map_err(session_error)
-        }
-        Err(err) if err.is_transient() => {
-            tracing::warn!(sid = %session.id, error = %err, "upstream IdP unreachable; keeping the session's identity until the next refresh");
-            Ok(session)
-        }
-        Err(err) => {
-            let reason = match &err {
-                UpstreamError::AccountRevoked => "upstream_account_revoked".to_owned(),
-                other => format!("upstream_{}", other.outcome()),
-            };
-            tracing::warn!(sid = %session.id, error = %err, "upstream IdP no longer accepts the user: ending the session");
-            provider
-                .sessions()
-                .revoke(&session.id, REASON_UPSTREAM_REJECTED, now)
-                .await
-                .map_err(session_error)?;
-            provider
-                .audit(
-                    AuditRecord::new(
-                        now.as_secs(),
-                        audit_kind::SESSION_UPSTREAM_REJECTED,
-                        session.subject.as_str(),
-                        AuditOutcome::Denied,
-                    )
-                    .with_subject(session.id.as_str())
-                    .with_reason(reason)
-                    .with_details(serde_json::json!({ "username": session.username })),
-                )
-                .await;
-            Err(OAuthError::invalid_grant(
-                "the upstream account is no longer active; log in again",
-            ))
-        }
-    }
+        .map_err(session_error)?
+        .into_session()
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the upstream account is no longer active; log in again")
+        })
 }

@@ -23,3 +23,13 @@ pub const REVOKE: &str = "/revoke";
 
 /// OpenID Connect RP-initiated logout (`end_session_endpoint`).
 pub const LOGOUT: &str = "/logout";
+
+/// OAuth 2.0 device authorization endpoint (RFC 8628 §3.1): `tetherctl login --no-browser`.
+pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+
+/// The device verification page (RFC 8628 `verification_uri`): the user enters the code.
+pub const DEVICE: &str = "/device";
+
+/// The clusters the bearer of a hub access token may reach, with their proxy URL and CA
+/// (`tetherctl kubeconfig`).
+pub const CLUSTERS: &str = "/api/v1/clusters";

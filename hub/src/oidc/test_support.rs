@@ -27,7 +27,7 @@ use crate::upstream::{Identity, PendingLogin, UpstreamError, UpstreamGrant, Upst
 
 /// The test hub's issuer (as in `http::test_support`).
 pub const ISSUER: &str = "https://hub.test";
-/// A confidential client.
+/// A confidential client (may use the device grant).
 pub const WEB: &str = "webapp";
 /// Its secret.
 pub const WEB_SECRET: &str = "web-secret";
@@ -35,7 +35,7 @@ pub const WEB_SECRET: &str = "web-secret";
 pub const WEB_REDIRECT: &str = "https://app.test/cb";
 /// Its post-logout redirect URI.
 pub const WEB_LOGOUT: &str = "https://app.test/bye";
-/// A public (non-native) client.
+/// A public (non-native) client (may not use the device grant).
 pub const SPA: &str = "spa";
 /// Its redirect URI.
 pub const SPA_REDIRECT: &str = "https://spa.test/cb";
@@ -170,7 +170,16 @@ impl Hub {
         Self::build(false).await
     }
 
+    /// A hub with the fake IdP applying the people policy `access`.
+    pub async fn with_access(access: crate::policy::PeopleAccess) -> Self {
+        Self::build_with(true, access).await
+    }
+
     async fn build(with_upstream: bool) -> Self {
+        Self::build_with(with_upstream, crate::policy::PeopleAccess::open()).await
+    }
+
+    async fn build_with(with_upstream: bool, access: crate::policy::PeopleAccess) -> Self {
         let store = crate::store::tests::sqlite_memory().await;
         let (clock, shared) = test_clock();
         let keys = manager(&store, &test_config(), &shared).await;
@@ -188,6 +197,7 @@ impl Hub {
                 native: false,
                 token_exchange: vec!["prod-*".to_owned()],
                 post_logout_redirect_uris: vec![Url::parse(WEB_LOGOUT).unwrap()],
+                device_grant: true,
             },
             ClientConfig {
                 id: SPA.to_owned(),
@@ -197,6 +207,7 @@ impl Hub {
                 native: false,
                 token_exchange: Vec::new(),
                 post_logout_redirect_uris: Vec::new(),
+                device_grant: false,
             },
         ])
         .unwrap();
@@ -212,21 +223,24 @@ impl Hub {
         }
         let upstream = with_upstream.then(|| Arc::new(FakeUpstream::new()));
         let config = SessionsConfig::default();
-        let provider = Arc::new(Provider::new(
-            Issuer::parse(ISSUER).unwrap(),
-            keys,
-            sessions,
-            clients,
-            upstream.clone().map(|u| u as Arc<dyn LoginUpstream>),
-            store.clone(),
-            shared,
-            Lifetimes {
-                access_token: config.access_token_lifetime.as_duration(),
-                id_token: config.id_token_lifetime.as_duration(),
-                cluster_token: Duration::from_secs(60),
-                login: config.login_timeout.as_duration(),
-            },
-        ));
+        let provider = Arc::new(
+            Provider::new(
+                Issuer::parse(ISSUER).unwrap(),
+                keys,
+                sessions,
+                clients,
+                upstream.clone().map(|u| u as Arc<dyn LoginUpstream>),
+                store.clone(),
+                shared,
+                Lifetimes {
+                    access_token: config.access_token_lifetime.as_duration(),
+                    id_token: config.id_token_lifetime.as_duration(),
+                    cluster_token: Duration::from_secs(60),
+                    login: config.login_timeout.as_duration(),
+                },
+            )
+            .with_access(access),
+        );
         let (_tx, rx) = tokio::sync::watch::channel(Some(Arc::clone(&provider)));
         let state = crate::http::test_support::ready_state().with_provider(rx);
         Self {

@@ -33,7 +33,8 @@ async fn discovery_lists_only_what_exists() {
         serde_json::json!([
             "authorization_code",
             "refresh_token",
-            "urn:ietf:params:oauth:grant-type:token-exchange"
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:device_code"
         ])
     );
     assert_eq!(
@@ -45,6 +46,10 @@ async fn discovery_lists_only_what_exists() {
     assert_eq!(doc["userinfo_endpoint"], "https://hub.test/userinfo");
     assert_eq!(doc["revocation_endpoint"], "https://hub.test/revoke");
     assert_eq!(doc["end_session_endpoint"], "https://hub.test/logout");
+    assert_eq!(
+        doc["device_authorization_endpoint"],
+        "https://hub.test/device_authorization"
+    );
     assert!(
         doc["claims_supported"]
             .as_array()
@@ -54,7 +59,6 @@ async fn discovery_lists_only_what_exists() {
     for absent in [
         "registration_endpoint",
         "introspection_endpoint",
-        "device_authorization_endpoint",
         "pushed_authorization_request_endpoint",
     ] {
         assert!(
@@ -83,11 +87,12 @@ async fn every_listed_endpoint_is_routed() {
     assert_eq!(urls, listed);
     for url in urls {
         let path = url.strip_prefix(state.issuer().as_str()).unwrap();
-        let response = if [routes::TOKEN, routes::REVOKE].contains(&path) {
-            hub.post_form(path, &[], None).await
-        } else {
-            hub.get(path, None).await
-        };
+        let response =
+            if [routes::TOKEN, routes::REVOKE, routes::DEVICE_AUTHORIZATION].contains(&path) {
+                hub.post_form(path, &[], None).await
+            } else {
+                hub.get(path, None).await
+            };
         let status = response.status();
         assert!(
             status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,

@@ -45,11 +45,13 @@ cases!(
     session_idle_and_absolute_expiry,
     login_single_use_and_expiry,
     revocation_identity_update_and_purge,
+    upstream_check_due_and_claim,
     clusters_add_get_list_remove,
     upstream_grant_encrypted_at_rest,
     only_hashes_stored,
     join_token_single_use_under_concurrency,
     join_token_expiry_cluster_binding_and_hash_only,
+    device_codes_lifecycle,
 );
 
 /// Connects to the PostgreSQL admin URL `admin_url`, creates a uniquely named
@@ -867,6 +869,114 @@ pub async fn revocation_identity_update_and_purge(store: Store) {
     );
 }
 
+/// Sessions due for an upstream check: live ones only (not revoked, not idle, not past
+/// their absolute lifetime), oldest check first, bounded; a claim (compare-and-set on
+/// `upstream_checked_at`) succeeds for exactly one of racing callers.
+pub async fn upstream_check_due_and_claim(store: Store) {
+    use crate::sessions::REASON_LOGOUT;
+    let sessions = sample_sessions(&store);
+    let idle = crate::sessions::SessionsConfig::default()
+        .idle_timeout
+        .as_duration()
+        .as_secs() as i64;
+    let first = sessions
+        .create(&alice(), GRANT, "app", at(0))
+        .await
+        .unwrap();
+    let second = sessions
+        .create(&alice(), GRANT, "app", at(100))
+        .await
+        .unwrap();
+    let due = |checked_before: i64, now: i64, limit: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .sessions_due_for_upstream_check(
+                    at(checked_before).as_secs(),
+                    at(now).as_secs(),
+                    at(now - idle).as_secs(),
+                    limit,
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.id, d.upstream_checked_at - S0))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (a, b) = (first.id.as_str().to_owned(), second.id.as_str().to_owned());
+    assert_eq!(due(50, 120, 10).await, vec![(a.clone(), 0)]);
+    assert_eq!(
+        due(100, 120, 10).await,
+        vec![(a.clone(), 0), (b.clone(), 100)]
+    );
+    assert_eq!(due(100, 120, 1).await, vec![(a.clone(), 0)]);
+    // Idle: `first` was last used at 0, so at `idle` it is dead; `second` is not.
+    assert_eq!(due(100, idle, 10).await, vec![(b.clone(), 100)]);
+    // Past the absolute lifetime: nothing.
+    let absolute = first.absolute_expires_at.as_secs() - S0;
+    assert!(due(absolute, absolute, 10).await.is_empty());
+
+    // The claim moves `upstream_checked_at`: exactly once from a given value.
+    assert!(
+        store
+            .claim_upstream_check(&a, at(0).as_secs(), at(30).as_secs())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_upstream_check(&a, at(0).as_secs(), at(31).as_secs())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .session_row(&a)
+            .await
+            .unwrap()
+            .unwrap()
+            .upstream_checked_at,
+        at(30).as_secs()
+    );
+    assert_eq!(due(20, 120, 10).await, Vec::<(String, i64)>::new());
+    assert_eq!(due(30, 120, 10).await, vec![(a.clone(), 30)]);
+
+    // Racing claims: one winner.
+    let claims: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let id = b.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_upstream_check(&id, at(100).as_secs(), at(200 + i).as_secs())
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for claim in claims {
+        if claim.await.unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+
+    // A revoked session is neither due nor claimable.
+    sessions
+        .revoke(&first.id, REASON_LOGOUT, at(40))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .claim_upstream_check(&a, at(30).as_secs(), at(60).as_secs())
+            .await
+            .unwrap()
+    );
+    assert!(due(1_000, 1_000, 10).await.iter().all(|(id, _)| *id != a));
+}
+
 /// Cluster registry rows: add (once), get, list, remove.
 pub async fn clusters_add_get_list_remove(store: Store) {
     use crate::registry::{ClusterName, RegistryError};
@@ -1043,4 +1153,190 @@ pub async fn join_token_expiry_cluster_binding_and_hash_only(store: Store) {
     assert!(!store.redeem_join_token(&id, &name, at(60)).await.unwrap());
     assert_eq!(store.join_token(&id).await.unwrap().unwrap().used_at, None);
     assert!(store.redeem_join_token(&id, &name, at(59)).await.unwrap());
+}
+
+/// Device codes (RFC 8628): unique hashes, polling interval and `slow_down`, approve /
+/// deny / consume each a compare-and-set won by exactly one caller, the per-minute failure
+/// counter, the purge.
+pub async fn device_codes_lifecycle(store: Store) {
+    use super::{DeviceCodeRow, DeviceCodeStatus, DevicePoll};
+    let row = |id: &str, fill: char| DeviceCodeRow {
+        id: id.to_owned(),
+        device_code_hash: fill.to_string().repeat(64),
+        user_code_hash: fill.to_ascii_uppercase().to_string().repeat(64),
+        client_id: "tetherctl".to_owned(),
+        scope: "openid".to_owned(),
+        created_at: at(0).as_secs(),
+        expires_at: at(600).as_secs(),
+        interval_secs: 5,
+        last_polled_at: None,
+        status: DeviceCodeStatus::Pending,
+        session_id: None,
+        decided_at: None,
+        used_at: None,
+    };
+    let a = row("dev-a", 'a');
+    assert!(store.insert_device_code(&a).await.unwrap());
+    // Same user code hash (or device code hash): refused, nothing written.
+    let clash = DeviceCodeRow {
+        device_code_hash: "c".repeat(64),
+        ..row("dev-x", 'a')
+    };
+    assert!(!store.insert_device_code(&clash).await.unwrap());
+    assert!(store.device_code("dev-x").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .device_code_by_device_hash(&"a".repeat(64))
+            .await
+            .unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .device_code_by_user_hash(&"A".repeat(64))
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some("dev-a".to_owned())
+    );
+
+    // Polling: in time, too fast (interval + 5), in time again after the new interval.
+    let poll = |now| store.record_device_poll("dev-a", at(now).as_secs(), 5);
+    assert_eq!(poll(0).await.unwrap(), DevicePoll::InTime);
+    assert_eq!(poll(4).await.unwrap(), DevicePoll::SlowDown(10));
+    assert_eq!(poll(13).await.unwrap(), DevicePoll::SlowDown(15));
+    assert_eq!(poll(28).await.unwrap(), DevicePoll::InTime);
+    assert_eq!(
+        store
+            .device_code("dev-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_polled_at,
+        Some(at(28).as_secs())
+    );
+
+    // Approve needs a live pending code and a real session; exactly one racer wins.
+    let sessions = sample_sessions(&store);
+    let session = sessions
+        .create(&alice(), GRANT, "tetherctl", at(0))
+        .await
+        .unwrap();
+    let sid = session.id.as_str().to_owned();
+    assert!(
+        !store
+            .approve_device_code("dev-a", &sid, at(600).as_secs())
+            .await
+            .unwrap(),
+        "expired"
+    );
+    let approvals: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, sid) = (store.clone(), sid.clone());
+            tokio::spawn(async move {
+                store
+                    .approve_device_code("dev-a", &sid, at(30).as_secs())
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for approval in approvals {
+        if approval.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    assert!(
+        !store
+            .deny_device_code("dev-a", at(31).as_secs())
+            .await
+            .unwrap()
+    );
+    let approved = store.device_code("dev-a").await.unwrap().unwrap();
+    assert_eq!(approved.status, DeviceCodeStatus::Approved);
+    assert_eq!(approved.session_id.as_deref(), Some(sid.as_str()));
+    assert_eq!(approved.decided_at, Some(at(30).as_secs()));
+
+    // Consume: once.
+    let consumes: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume_device_code("dev-a", at(35).as_secs()).await })
+        })
+        .collect();
+    let mut won = 0;
+    for consume in consumes {
+        if consume.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    let consumed = store.device_code("dev-a").await.unwrap().unwrap();
+    assert_eq!(consumed.status, DeviceCodeStatus::Consumed);
+    assert_eq!(consumed.used_at, Some(at(35).as_secs()));
+
+    // Deny: pending only; a denied code can be neither approved nor consumed.
+    let b = row("dev-b", 'b');
+    assert!(store.insert_device_code(&b).await.unwrap());
+    assert!(
+        store
+            .deny_device_code("dev-b", at(10).as_secs())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .deny_device_code("dev-b", at(11).as_secs())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .approve_device_code("dev-b", &sid, at(12).as_secs())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .consume_device_code("dev-b", at(12).as_secs())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.device_code("dev-b").await.unwrap().unwrap().status,
+        DeviceCodeStatus::Denied
+    );
+
+    // The failure counter, per window.
+    let window = at(60).as_secs();
+    assert_eq!(store.user_code_failures(window).await.unwrap(), 0);
+    for n in 1..=3 {
+        assert_eq!(store.count_user_code_failure(window).await.unwrap(), n);
+    }
+    assert_eq!(store.count_user_code_failure(window + 60).await.unwrap(), 1);
+    assert_eq!(store.user_code_failures(window).await.unwrap(), 3);
+
+    // Purge: expired codes (whatever their status) and old windows.
+    let c = DeviceCodeRow {
+        expires_at: at(1200).as_secs(),
+        ..row("dev-c", 'c')
+    };
+    assert!(store.insert_device_code(&c).await.unwrap());
+    assert_eq!(
+        store.purge_device_codes(at(599).as_secs()).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.purge_device_codes(at(600).as_secs()).await.unwrap(),
+        2
+    );
+    assert!(store.device_code("dev-a").await.unwrap().is_none());
+    assert!(store.device_code("dev-c").await.unwrap().is_some());
+    assert_eq!(store.user_code_failures(window).await.unwrap(), 0);
+    // The session service's purge includes device codes.
+    sessions.purge_expired(at(1199)).await.unwrap();
+    assert!(store.device_code("dev-c").await.unwrap().is_some());
+    sessions.purge_expired(at(1200)).await.unwrap();
+    assert!(store.device_code("dev-c").await.unwrap().is_none());
 }

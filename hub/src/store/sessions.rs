@@ -54,6 +54,11 @@ const PURGE_CODES_SQL: &str = "DELETE FROM auth_codes WHERE expires_at <= $1";
 const PURGE_LOGINS_SQL: &str = "DELETE FROM pending_logins WHERE expires_at <= $1";
 const PURGE_SESSIONS_SQL: &str =
     "DELETE FROM sessions WHERE absolute_expires_at <= $1 OR last_used_at <= $2";
+const DUE_FOR_UPSTREAM_CHECK_SQL: &str = "SELECT id, upstream_checked_at FROM sessions \
+     WHERE revoked_at IS NULL AND upstream_checked_at <= $1 AND absolute_expires_at > $2 \
+     AND last_used_at > $3 ORDER BY upstream_checked_at, id LIMIT $4";
+const CLAIM_UPSTREAM_CHECK_SQL: &str = "UPDATE sessions SET upstream_checked_at = $1 \
+     WHERE id = $2 AND upstream_checked_at = $3 AND revoked_at IS NULL";
 
 /// One row of `sessions`. The upstream grant is only ever here encrypted.
 #[derive(Clone, PartialEq, Eq)]
@@ -168,6 +173,16 @@ pub struct PendingLoginRow {
     pub expires_at: i64,
     /// JSON: the client's authorize request and the upstream login state.
     pub request: String,
+}
+
+/// A live session whose upstream grant is due for a check
+/// ([`Store::sessions_due_for_upstream_check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueSession {
+    /// The session id.
+    pub id: String,
+    /// Its `upstream_checked_at`: the value a claim compares with.
+    pub upstream_checked_at: i64,
 }
 
 /// How many rows [`Store::purge_sessions`] deleted.
@@ -490,6 +505,54 @@ impl Store {
             PurgeCounts { codes, logins, sessions }
         });
         Ok(counts)
+    }
+
+    /// Live sessions (not revoked, `absolute_expires_at > now`, `last_used_at >
+    /// idle_after`) whose upstream grant was last checked at or before `checked_before`,
+    /// oldest check first, at most `limit`.
+    pub async fn sessions_due_for_upstream_check(
+        &self,
+        checked_before: i64,
+        now: i64,
+        idle_after: i64,
+        limit: u32,
+    ) -> Result<Vec<DueSession>, StoreError> {
+        let due = with_pool!(self, pool => sqlx::query(DUE_FOR_UPSTREAM_CHECK_SQL)
+            .bind(checked_before)
+            .bind(now)
+            .bind(idle_after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| -> Result<DueSession, sqlx::Error> {
+                Ok(DueSession {
+                    id: row.try_get("id")?,
+                    upstream_checked_at: row.try_get("upstream_checked_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?);
+        Ok(due)
+    }
+
+    /// Claims the upstream check of live session `id` (compare-and-set): moves
+    /// `upstream_checked_at` from `expected` to `claimed`. True for exactly one of racing
+    /// callers (requests or replicas); false if another moved it first, or the session is
+    /// revoked or absent.
+    pub async fn claim_upstream_check(
+        &self,
+        id: &str,
+        expected: i64,
+        claimed: i64,
+    ) -> Result<bool, StoreError> {
+        let n = with_pool!(self, pool => sqlx::query(CLAIM_UPSTREAM_CHECK_SQL)
+            .bind(claimed)
+            .bind(id)
+            .bind(expected)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
     }
 
     /// Every value of the text and blob columns of the session tables, for tests that check

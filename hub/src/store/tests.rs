@@ -64,11 +64,13 @@ on_every_backend!(
     session_idle_and_absolute_expiry,
     login_single_use_and_expiry,
     revocation_identity_update_and_purge,
+    upstream_check_due_and_claim,
     clusters_add_get_list_remove,
     upstream_grant_encrypted_at_rest,
     only_hashes_stored,
     join_token_single_use_under_concurrency,
     join_token_expiry_cluster_binding_and_hash_only,
+    device_codes_lifecycle,
 );
 
 #[test]
