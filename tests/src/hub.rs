@@ -45,6 +45,10 @@ pub struct LoginHub {
     pub recheck_interval: String,
     /// More top-level YAML (`clients:`, `sessions:` ...), appended as is.
     pub extra_yaml: String,
+    /// `tokens.cluster_token_lifetime` (the product default is `60s`).
+    pub cluster_token_lifetime: String,
+    /// `keys.clock_skew`, also the leeway agents allow (the product default is `30s`).
+    pub clock_skew: String,
 }
 
 impl LoginHub {
@@ -81,8 +85,8 @@ listen: 127.0.0.1:{port}
 tls: {{self_signed: true, self_signed_dir: "@DIR@/tls"}}
 metrics: {{listen: "127.0.0.1:0"}}
 storage: {{url: "sqlite://@DIR@/hub.db"}}
-keys: {{kek_file: "@DIR@/kek"}}
-tokens: {{cluster_token_lifetime: 60s}}
+keys: {{kek_file: "@DIR@/kek", clock_skew: {skew}}}
+tokens: {{cluster_token_lifetime: {lifetime}}}
 upstream:
   issuer: {idp}
   client_id: {UPSTREAM_CLIENT_ID}
@@ -97,6 +101,8 @@ telemetry: {{log_format: text, log_level: info}}
             idp = login.idp_issuer,
             recheck = login.recheck_interval,
             extra = login.extra_yaml,
+            skew = login.clock_skew,
+            lifetime = login.cluster_token_lifetime,
         );
         let mut kek = vec![0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut kek)
@@ -107,6 +113,37 @@ telemetry: {{log_format: text, log_level: info}}
             "upstream-secret".into(),
             login.upstream_secret.clone().into_bytes(),
         ));
+        Ok(options)
+    }
+
+    /// A hub without login whose machine path reviews ServiceAccount tokens on the cluster
+    /// behind `hub_kubeconfig` (`hub_cluster.kubeconfig`): issuer `https://127.0.0.1:PORT`,
+    /// SQLite, a self-signed CA and a random KEK in its own directory. `machine_yaml` is the
+    /// top-level `machine:` section (and anything else to add), appended as is.
+    pub fn with_machine(
+        name: &str,
+        port: u16,
+        hub_kubeconfig: &Path,
+        machine_yaml: &str,
+    ) -> Result<Self> {
+        let yaml = format!(
+            r#"issuer: https://127.0.0.1:{port}
+listen: 127.0.0.1:{port}
+tls: {{self_signed: true, self_signed_dir: "@DIR@/tls"}}
+metrics: {{listen: "127.0.0.1:0"}}
+storage: {{url: "sqlite://@DIR@/hub.db"}}
+keys: {{kek_file: "@DIR@/kek"}}
+hub_cluster: {{kubeconfig: "{kubeconfig}"}}
+{machine_yaml}
+telemetry: {{log_format: text, log_level: info}}
+"#,
+            kubeconfig = hub_kubeconfig.display(),
+        );
+        let mut kek = vec![0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut kek)
+            .map_err(|_| Error::Failed("no system randomness for the KEK".into()))?;
+        let mut options = Self::with_config(name, &yaml).port(port);
+        options.files.push(("kek".into(), kek));
         Ok(options)
     }
 

@@ -2,8 +2,9 @@
 //!
 //! The subject token is verified with the hub's own published keys (audience = the
 //! issuer), must have been issued to the requesting client, and its session must still be
-//! live; the audience must be a registered cluster the client may exchange for. The
-//! cluster token carries the session's current identity.
+//! live; the audience must be a registered cluster the client may exchange for and the
+//! people policy ([`crate::policy::PeopleAccess`]) must let the session's groups reach.
+//! The cluster token carries the session's current identity.
 
 use axum::response::Response;
 use tether_common::token::Claims;
@@ -30,6 +31,11 @@ pub async fn token_exchange(
     client: &Client,
     params: &Params,
 ) -> Result<Response, OAuthError> {
+    // A workload's own JWT (ServiceAccount or trusted issuer): the machine path, which
+    // audits (`machine.token_exchange`) and counts on its own.
+    if params.get("subject_token_type") == Some(TOKEN_TYPE_JWT) {
+        return crate::machine::token_exchange(provider, client, params).await;
+    }
     let audience = params.get("audience").unwrap_or_default().to_owned();
     let result = exchange(provider, client, params).await;
     let now = provider.now().as_secs();
@@ -125,15 +131,14 @@ async fn exchange(
         .sid()
         .ok_or_else(|| OAuthError::invalid_grant("subject_token has no session"))?;
 
-    if provider
+    let Some(row) = provider
         .store()
         .cluster(&cluster)
         .await
         .map_err(OAuthError::internal)?
-        .is_none()
-    {
+    else {
         return Err(target("unknown cluster"));
-    }
+    };
     if !client.may_exchange_for(&cluster) {
         return Err(target("this client may not obtain tokens for this cluster"));
     }
@@ -142,6 +147,13 @@ async fn exchange(
         .session(&SessionId::new(sid), now)
         .await
         .map_err(session_error)?;
+    // The people policy (`access`), on the session's current groups.
+    if !provider.access().allows(&session.groups, &row) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidTarget,
+            format!("your groups do not grant access to cluster {cluster}"),
+        ));
+    }
     let claims = Claims::mint(
         provider.issuer().as_str(),
         cluster_audience(&cluster),

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tether_common::time::{Clock, UnixTime};
@@ -17,6 +17,8 @@ use super::error::OAuthError;
 use crate::clients::Clients;
 use crate::config::Issuer;
 use crate::keys::KeyManager;
+use crate::machine::Machine;
+use crate::policy::PeopleAccess;
 use crate::sessions::Sessions;
 use crate::store::{AuditRecord, Store};
 use crate::upstream::{PendingLogin, Upstream, UpstreamError, UpstreamGrant, UpstreamLogin};
@@ -91,6 +93,9 @@ pub struct Provider {
     store: Store,
     clock: Arc<dyn Clock>,
     lifetimes: Lifetimes,
+    access: PeopleAccess,
+    /// The machine path (`machine` section), set once at start-up.
+    machine: OnceLock<Arc<Machine>>,
 }
 
 impl Provider {
@@ -115,7 +120,31 @@ impl Provider {
             store,
             clock,
             lifetimes,
+            access: PeopleAccess::open(),
+            machine: OnceLock::new(),
         }
+    }
+
+    /// The same provider applying the people policy `access` (the `access` section;
+    /// [`Provider::new`] starts with [`PeopleAccess::open`], as without the section).
+    pub fn with_access(self, access: PeopleAccess) -> Self {
+        Self { access, ..self }
+    }
+
+    /// Which clusters people may get tokens for.
+    pub fn access(&self) -> &PeopleAccess {
+        &self.access
+    }
+
+    /// Enables machine tokens (the `machine` section). Set once, at start-up (or by a
+    /// test); returns false, changing nothing, if already set.
+    pub fn set_machine(&self, machine: Arc<Machine>) -> bool {
+        self.machine.set(machine).is_ok()
+    }
+
+    /// The machine path, if enabled.
+    pub fn machine(&self) -> Option<&Machine> {
+        self.machine.get().map(Arc::as_ref)
     }
 
     /// The hub's issuer.
