@@ -22,6 +22,7 @@ use crate::grpc::{GrpcError, GrpcState, Pki};
 use crate::http::{self, AppState, Probe, ProbeResult, PublishedJwks};
 use crate::keys::{Kek, KeyError, KeyManager, KeyState};
 use crate::oidc::{Lifetimes, LoginUpstream, Provider};
+use crate::policy::PeopleAccess;
 use crate::sessions::Sessions;
 use crate::store::{Store, StoreError};
 use crate::tls::{ServerTls, TlsError};
@@ -76,6 +77,12 @@ pub enum AppError {
     /// The gRPC listener's CAs could not be loaded or created.
     #[error("gRPC: {0}")]
     Grpc(#[source] GrpcError),
+    /// The ArgoCD integration could not start (hub CA unreadable, hub cluster unreachable).
+    #[error("argocd: {0}")]
+    ArgoCd(#[from] crate::argocd::ArgoCdError),
+    /// Machine tokens could not be set up (hub cluster kubeconfig, trusted issuer CA).
+    #[error("machine: {0}")]
+    Machine(#[from] crate::machine::MachineError),
 }
 
 impl AppError {
@@ -297,12 +304,17 @@ async fn start_backends(
     });
     let mut tasks = vec![refresh, forward];
     let (provider, purge) = start_provider(config, &store, &keys).await?;
+    if let Some(machine) = crate::machine::Machine::from_config(config).await? {
+        provider.set_machine(Arc::new(machine));
+    }
     tasks.push(purge);
+    tasks.extend(crate::oidc::revalidate::spawn(Arc::clone(&provider)));
     provider_tx.send_replace(Some(provider));
     let grpc_addr = local_addr(&grpc_listener)?;
     let grpc = start_grpc(config, &store, &keys, grpc_addr.port()).await?;
     announce_grpc(&grpc, grpc_addr);
     publish_grpc_ca(config, &grpc);
+    tasks.extend(crate::argocd::start(config, &grpc).await?);
     let grpc_server = tokio::spawn(crate::grpc::server::serve(
         grpc_listener,
         grpc.clone(),
@@ -419,7 +431,8 @@ async fn start_provider(
         store.clone(),
         clock,
         lifetimes,
-    );
+    )
+    .with_access(PeopleAccess::from_config(config.access.as_ref()));
     tracing::info!(
         login_enabled = config.upstream.is_some(),
         clients = config.clients.len() + 1,
@@ -514,6 +527,16 @@ fn announce(
         tracing::warn!(
             "upstream IdP not configured: login is disabled; set `upstream` in the config"
         );
+    }
+    match &config.access {
+        None => tracing::warn!(
+            "access not configured: every signed-in user may get tokens for every registered \
+             cluster (spoke RBAC still decides); set `access.rules` in the config to restrict"
+        ),
+        Some(access) if access.rules.is_empty() => {
+            tracing::warn!("access.rules is empty: no one may get cluster tokens through a login")
+        }
+        Some(_) => {}
     }
 }
 

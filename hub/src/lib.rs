@@ -20,17 +20,26 @@
 //!   cluster states, join tokens).
 //! - [`grpc`]: the gRPC listener: spoke registration (`Join`), the control stream to
 //!   agents, the Admin API, and the hub's gRPC and cluster CAs.
+//! - [`policy`]: access policy building blocks: cluster selectors, granted identities.
+//! - [`hub_cluster`]: the Kubernetes cluster the hub runs on (TokenReview, ArgoCD Secrets).
+//! - [`argocd`]: ArgoCD cluster Secrets for joined spokes, rendered and reconciled.
+//! - [`machine`]: machine tokens: ServiceAccount (TokenReview) or trusted-issuer JWTs →
+//!   access policy → a short-lived cluster token.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
+pub mod argocd;
 pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod hub_cluster;
 pub mod keys;
+pub mod machine;
 pub mod oidc;
+pub mod policy;
 pub mod registry;
 pub mod sessions;
 pub mod store;

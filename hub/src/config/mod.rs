@@ -25,8 +25,12 @@ pub use self::issuer::Issuer;
 pub use self::sections::{
     GrpcConfig, LogFormat, MetricsConfig, TelemetryConfig, TlsConfig, TokensConfig, UpstreamConfig,
 };
+use crate::argocd::ArgoCdConfig;
 use crate::clients::ClientConfig;
+use crate::hub_cluster::HubClusterConfig;
 use crate::keys::KeysConfig;
+use crate::machine::MachineConfig;
+use crate::policy::AccessConfig;
 use crate::sessions::SessionsConfig;
 use crate::store::StoreConfig;
 
@@ -73,6 +77,21 @@ pub struct Config {
     /// The OAuth clients (besides the built-in `tetherctl`).
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// The Kubernetes cluster the hub runs on (TokenReview, ArgoCD Secrets); absent
+    /// disables both.
+    #[serde(default)]
+    pub hub_cluster: Option<HubClusterConfig>,
+    /// Which clusters people may get tokens for, by group; absent lets every signed-in
+    /// user reach every registered cluster (spoke RBAC still decides).
+    #[serde(default)]
+    pub access: Option<AccessConfig>,
+    /// ArgoCD cluster Secrets written for every joined spoke; needs `hub_cluster`.
+    #[serde(default)]
+    pub argocd: Option<ArgoCdConfig>,
+    /// Machine tokens: workloads (ArgoCD, CI) exchange their own JWT for cluster tokens;
+    /// absent disables the machine path.
+    #[serde(default)]
+    pub machine: Option<MachineConfig>,
 }
 
 impl Config {

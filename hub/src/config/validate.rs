@@ -14,11 +14,22 @@ impl Config {
         self.validate_keys()?;
         self.validate_telemetry()?;
         self.validate_sessions_and_clients()?;
+        self.validate_argocd()?;
         if let Some(upstream) = &self.upstream {
             // The upstream issuer has its own `upstream.dangerous_allow_http_issuer` switch.
             upstream
                 .validate()
                 .map_err(|err| ConfigError::invalid(err.field, err.reason))?;
+        }
+        if let Some(access) = &self.access {
+            access
+                .validate()
+                .map_err(|(field, reason)| ConfigError::invalid(field, reason))?;
+        }
+        if let Some(machine) = &self.machine {
+            machine
+                .validate(self.hub_cluster.is_some())
+                .map_err(|(field, reason)| ConfigError::invalid(field, reason))?;
         }
         Ok(())
     }
@@ -165,6 +176,26 @@ impl Config {
             .check(self.keys.max_token_lifetime)
             .map_err(|(field, reason)| ConfigError::invalid(field, reason))?;
         crate::clients::validate_clients(&self.clients)
+            .map_err(|(field, reason)| ConfigError::invalid(field, reason))
+    }
+
+    fn validate_argocd(&self) -> Result<(), ConfigError> {
+        let Some(argocd) = &self.argocd else {
+            return Ok(());
+        };
+        if self.hub_cluster.is_none() {
+            return Err(ConfigError::invalid(
+                "hub_cluster",
+                "required by `argocd` (the cluster Secrets are written there): add \
+                 `hub_cluster: {}` for the in-cluster ServiceAccount, or \
+                 `hub_cluster: {kubeconfig: FILE}`",
+            ));
+        }
+        if let Some(url) = &argocd.hub_url {
+            self.validate_url("argocd.hub_url", url)?;
+        }
+        argocd
+            .validate()
             .map_err(|(field, reason)| ConfigError::invalid(field, reason))
     }
 

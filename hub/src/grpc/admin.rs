@@ -1,4 +1,4 @@
-//! The Admin API: `AddCluster`, `ListClusters`, `RemoveCluster`.
+//! The Admin API: `AddCluster`, `ListClusters`, `RemoveCluster`, `ArgoCdSecret`.
 //!
 //! Every call needs `authorization: Bearer <admin token>`: a token signed by this hub's
 //! keys (its own JWKS), issuer = the hub, audience [`ADMIN_AUDIENCE`], carrying the group
@@ -10,8 +10,8 @@ use std::time::Duration;
 use tether_common::token::{KeySet, Verifier, VerifyOptions};
 use tether_proto::v1::admin_server::Admin;
 use tether_proto::v1::{
-    AddClusterRequest, AddClusterResponse, ClusterInfo, ListClustersRequest, ListClustersResponse,
-    RemoveClusterRequest, RemoveClusterResponse,
+    AddClusterRequest, AddClusterResponse, ArgoCdSecretRequest, ArgoCdSecretResponse, ClusterInfo,
+    ListClustersRequest, ListClustersResponse, RemoveClusterRequest, RemoveClusterResponse,
 };
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
@@ -124,6 +124,7 @@ impl AdminService {
         let hub_url = self.state.hub_url().to_owned();
         let join_command = join_command(&hub_url, &token, &ca_hash, &name);
         tracing::info!(cluster = %name, %admin, "cluster added");
+        self.state.argocd().poke();
         Ok(AddClusterResponse {
             join_token: token,
             ca_hash,
@@ -181,7 +182,64 @@ impl AdminService {
             .await?;
         let was_connected = self.state.connections().close(&name);
         tracing::info!(cluster = %name, %admin, was_connected, "cluster removed");
+        self.state.argocd().poke();
         Ok(RemoveClusterResponse {})
+    }
+}
+
+impl AdminService {
+    /// `ArgoCdSecret`: the cluster's ArgoCD Secret, rendered by the reconciler's function.
+    async fn argocd_secret(
+        &self,
+        admin: &str,
+        request: ArgoCdSecretRequest,
+    ) -> Result<ArgoCdSecretResponse, GrpcError> {
+        use crate::argocd::secret;
+
+        let name = parse_name(&request.name)?;
+        let record = self
+            .state
+            .store()
+            .cluster_record(&name)
+            .await?
+            .ok_or_else(|| {
+                GrpcError::NotFound(format!(
+                    "cluster {name} is not registered: see `tetherctl cluster list`"
+                ))
+            })?;
+        let settings = self.state.argocd().settings().ok_or_else(|| {
+            GrpcError::FailedPrecondition(
+                "this hub does not write ArgoCD Secrets: add the `argocd` and `hub_cluster` \
+                 sections to its configuration"
+                    .to_owned(),
+            )
+        })?;
+        secret::published(&record).map_err(|e| GrpcError::FailedPrecondition(e.to_string()))?;
+        let rendered = secret::render(&record, settings)?;
+        let response = ArgoCdSecretResponse {
+            secret_name: secret::secret_name(&name),
+            namespace: settings.namespace.clone(),
+            yaml: secret::to_yaml(&rendered.secret)?,
+            json: secret::to_json(&rendered.secret)?,
+            skipped_labels: rendered
+                .skipped_labels
+                .iter()
+                .map(|s| format!("{}: {}", s.key, s.reason))
+                .collect(),
+        };
+        let audit = AuditRecord::new(
+            self.state.clock().now().as_secs(),
+            crate::argocd::audit_kind::SECRET_SHOWN,
+            admin,
+            AuditOutcome::Success,
+        )
+        .with_subject(name.to_string())
+        .with_details(serde_json::json!({
+            "secret": response.secret_name,
+            "namespace": response.namespace,
+        }));
+        self.state.store().append_audit(&audit).await?;
+        Ok(response)
     }
 }
 
@@ -226,6 +284,17 @@ impl Admin for AdminService {
             .authenticate(request.metadata(), "RemoveCluster")
             .await?;
         let result = AdminService::remove_cluster(self, &admin, request.into_inner()).await;
+        result.map(Response::new).map_err(Status::from)
+    }
+
+    async fn argo_cd_secret(
+        &self,
+        request: Request<ArgoCdSecretRequest>,
+    ) -> Result<Response<ArgoCdSecretResponse>, Status> {
+        let admin = self
+            .authenticate(request.metadata(), "ArgoCdSecret")
+            .await?;
+        let result = AdminService::argocd_secret(self, &admin, request.into_inner()).await;
         result.map(Response::new).map_err(Status::from)
     }
 }

@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::pki::peer_identity;
 use super::revocations::RevokedSet;
-use super::{AGENT_LEEWAY, GrpcError, GrpcState, METRIC_AGENTS_CONNECTED, METRIC_JWKS_PUSHES};
+use super::{GrpcError, GrpcState, METRIC_AGENTS_CONNECTED, METRIC_JWKS_PUSHES};
 use crate::keys::KeyState;
 use crate::registry::{AgentReport, ClusterName, ClusterState, audit_kind, cluster_audience};
 use crate::store::{AuditOutcome, AuditRecord};
@@ -190,6 +190,7 @@ impl Control for ControlService {
             serial,
             tx,
             sent: HashMap::new(),
+            reported: None,
         };
         let mut keys = self.state.keys().subscribe();
         let current = keys.borrow_and_update().clone();
@@ -225,6 +226,8 @@ struct Session {
     tx: mpsc::Sender<Result<HubMessage, Status>>,
     /// Revoked session ids already sent, with when they stop mattering.
     sent: HashMap<String, UnixTime>,
+    /// The proxy URL and CA of the last heartbeat (a change pokes the ArgoCD reconciler).
+    reported: Option<(String, String)>,
 }
 
 /// The agent went away (its receiver is closed).
@@ -293,7 +296,10 @@ impl Session {
         AgentConfig {
             issuer: self.state.issuer().as_str().to_owned(),
             audience: cluster_audience(&self.name),
-            leeway_seconds: i64::try_from(AGENT_LEEWAY.as_secs()).unwrap_or(30),
+            // Agents tolerate the same clock skew as the hub's own verifiers (`keys.clock_skew`).
+            leeway_seconds: i64::try_from(self.state.keys().config().clock_skew.as_secs())
+                .unwrap_or(30)
+                .max(1),
         }
     }
 
@@ -367,6 +373,11 @@ impl Session {
                         "cluster {} is no longer joined",
                         self.name
                     )));
+                }
+                let proxy = (report.proxy_url, report.proxy_ca_pem);
+                if self.reported.as_ref() != Some(&proxy) {
+                    self.reported = Some(proxy);
+                    self.state.argocd().poke();
                 }
                 Ok(())
             }

@@ -39,6 +39,9 @@ pub enum GrpcError {
     /// A certificate could not be generated or parsed.
     #[error("PKI: {0}")]
     Pki(String),
+    /// An ArgoCD cluster Secret could not be rendered.
+    #[error("ArgoCD Secret")]
+    ArgoCd(#[from] crate::argocd::ArgoCdError),
 }
 
 impl From<GrpcError> for Status {
@@ -50,7 +53,7 @@ impl From<GrpcError> for Status {
             GrpcError::FailedPrecondition(_) => Code::FailedPrecondition,
             GrpcError::NotFound(_) => Code::NotFound,
             GrpcError::AlreadyExists(_) => Code::AlreadyExists,
-            GrpcError::Store(_) | GrpcError::Keys(_) | GrpcError::Pki(_) => {
+            GrpcError::Store(_) | GrpcError::Keys(_) | GrpcError::Pki(_) | GrpcError::ArgoCd(_) => {
                 tracing::error!(error = %err, source = ?std::error::Error::source(&err), "gRPC call failed");
                 return Status::internal("internal error on the hub; see its logs");
             }

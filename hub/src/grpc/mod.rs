@@ -3,7 +3,7 @@
 //! - [`registration`]: `Registration.Join`: a join token and a CSR for a client certificate.
 //! - [`control`]: `Control.Connect`: the mTLS stream to each agent (config, JWKS,
 //!   revocations, heartbeats, renewal); [`control::Connections`] tracks live streams.
-//! - [`admin`]: the Admin API (`AddCluster`, `ListClusters`, `RemoveCluster`), for
+//! - [`admin`]: the Admin API (`AddCluster`, `ListClusters`, `RemoveCluster`, `ArgoCdSecret`), for
 //!   admin tokens only.
 //! - [`pki`]: the gRPC CA, the cluster CA and the listener's certificate.
 //! - [`server`]: the tonic router and server.
@@ -28,6 +28,7 @@ use tether_common::time::Clock;
 pub use self::control::Connections;
 pub use self::error::GrpcError;
 pub use self::pki::Pki;
+use crate::argocd::ArgoCdLink;
 use crate::config::Issuer;
 use crate::keys::KeyManager;
 use crate::store::Store;
@@ -45,8 +46,6 @@ pub const DEFAULT_JOIN_TOKEN_TTL: Duration = Duration::from_secs(3600);
 pub const MAX_JOIN_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 /// How often each control stream looks for newly revoked sessions.
 pub const REVOCATION_POLL: Duration = Duration::from_secs(1);
-/// Clock skew agents allow on `exp`/`nbf`.
-pub const AGENT_LEEWAY: Duration = Duration::from_secs(30);
 
 /// What every gRPC service shares. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -64,6 +63,7 @@ struct Inner {
     connections: Connections,
     revocations: tokio::sync::watch::Receiver<revocations::RevokedSet>,
     clock: Arc<dyn Clock>,
+    argocd: Arc<ArgoCdLink>,
 }
 
 impl GrpcState {
@@ -88,6 +88,7 @@ impl GrpcState {
                 connections: Connections::default(),
                 revocations,
                 clock,
+                argocd: Arc::default(),
             }),
         }
     }
@@ -130,6 +131,11 @@ impl GrpcState {
     /// The clock.
     pub fn clock(&self) -> &dyn Clock {
         self.inner.clock.as_ref()
+    }
+
+    /// The link to the ArgoCD reconciler: poked when clusters change.
+    pub fn argocd(&self) -> &Arc<ArgoCdLink> {
+        &self.inner.argocd
     }
 }
 

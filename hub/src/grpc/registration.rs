@@ -116,6 +116,7 @@ impl RegistrationService {
             }
         }
         tracing::info!(%cluster, serial = %issued.serial, "cluster joined");
+        state.argocd().poke();
         Ok(JoinResponse {
             certificate_pem: issued.pem,
             cluster_ca_pem: state.pki().cluster_ca_pem().to_owned(),

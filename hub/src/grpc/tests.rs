@@ -557,3 +557,156 @@ async fn a_revoked_session_reaches_every_connected_agent() {
         assert_eq!(revoked.sessions[0].sid, session.id.as_str());
     }
 }
+
+/// `ArgoCdSecret`: the reconciler's rendering, refused clearly when it cannot apply; joins
+/// and heartbeats that change the proxy poke the reconciler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argocd_secret_renders_for_joined_clusters_and_pokes_on_changes() {
+    use tether_proto::v1::{ArgoCdSecretRequest, Heartbeat, agent_message};
+
+    use crate::argocd::{self, RenderSettings};
+
+    let hub = Hub::start().await;
+    let link = Arc::clone(hub.state.argocd());
+    let poked = || async {
+        tokio::time::timeout(Duration::from_secs(5), link.changed())
+            .await
+            .is_ok()
+    };
+    let hub = &hub;
+    let secret_of = |name: &str| {
+        let request = hub.authed(ArgoCdSecretRequest {
+            name: name.to_owned(),
+        });
+        async move { hub.admin().await.argo_cd_secret(request).await }
+    };
+
+    hub.add("prod-eu").await;
+    assert!(poked().await, "AddCluster pokes");
+    // Not configured on this hub.
+    let err = secret_of("prod-eu").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("argocd"), "{err:?}");
+    let settings = Arc::new(RenderSettings {
+        namespace: "argocd".to_owned(),
+        command: "/custom-tools/tetherctl".to_owned(),
+        token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token".to_owned(),
+        hub_url: ISSUER.to_owned(),
+        hub_ca_pem: None,
+    });
+    assert!(link.configure(Arc::clone(&settings)));
+    // Unknown, malformed, and not joined yet.
+    let err = secret_of("nope").await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = secret_of("Not_A_Name").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let err = secret_of("prod-eu").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("pending"), "{err:?}");
+    // Without a token: refused before anything is read.
+    let err = hub
+        .admin()
+        .await
+        .argo_cd_secret(ArgoCdSecretRequest {
+            name: "prod-eu".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // Joined: a join pokes; no proxy URL reported yet.
+    let added = hub.add("eu-two").await;
+    assert!(poked().await);
+    let (key, csr_pem) = csr("eu-two");
+    let joined = RegistrationClient::new(hub.channel(None).await)
+        .join(join_request(&added.join_token, "eu-two", &csr_pem))
+        .await
+        .unwrap()
+        .into_inner();
+    let identity = Identity::from_pem(joined.certificate_pem, key.serialize_pem());
+    assert!(poked().await, "Join pokes");
+    let err = secret_of("eu-two").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("proxy URL"), "{err:?}");
+
+    // A heartbeat with a proxy URL pokes once; the same heartbeat again does not.
+    let (tx, rx) = tokio::sync::mpsc::channel::<AgentMessage>(4);
+    let outbound =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let _stream = ControlClient::new(hub.channel(Some(identity)).await)
+        .connect(outbound)
+        .await
+        .unwrap();
+    while tokio::time::timeout(Duration::from_millis(50), link.changed())
+        .await
+        .is_ok()
+    {}
+    let beat = AgentMessage {
+        kind: Some(agent_message::Kind::Heartbeat(Heartbeat {
+            agent_version: "0.1.0".to_owned(),
+            health: "ok".to_owned(),
+            proxy_url: "https://eu-two.example.com:8443".to_owned(),
+            proxy_ca_pem: "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n".to_owned(),
+            jwks_generation: 1,
+        })),
+    };
+    tx.send(beat.clone()).await.unwrap();
+    assert!(poked().await, "a new proxy URL pokes");
+    tx.send(beat).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), link.changed())
+            .await
+            .is_err(),
+        "an unchanged heartbeat must not poke"
+    );
+
+    let response = secret_of("eu-two").await.unwrap().into_inner();
+    let record = hub
+        .store
+        .cluster_record(&"eu-two".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let rendered = argocd::render(&record, &settings).unwrap();
+    assert_eq!(response.secret_name, "tether-cluster-eu-two");
+    assert_eq!(response.namespace, "argocd");
+    assert_eq!(
+        response.yaml,
+        argocd::secret::to_yaml(&rendered.secret).unwrap()
+    );
+    assert_eq!(
+        response.json,
+        argocd::secret::to_json(&rendered.secret).unwrap()
+    );
+    assert!(response.skipped_labels.is_empty());
+    let json: serde_json::Value = serde_json::from_str(&response.json).unwrap();
+    assert_eq!(
+        json["metadata"]["labels"]["argocd.argoproj.io/secret-type"],
+        "cluster"
+    );
+    assert_eq!(json["metadata"]["labels"]["env"], "test");
+    let shown = hub
+        .store
+        .recent_audit(Some(argocd::audit_kind::SECRET_SHOWN), 10)
+        .await
+        .unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].record.actor, "admin:alice");
+    assert_eq!(shown[0].record.subject.as_deref(), Some("eu-two"));
+
+    // Removal pokes.
+    while tokio::time::timeout(Duration::from_millis(50), link.changed())
+        .await
+        .is_ok()
+    {}
+    hub.admin()
+        .await
+        .remove_cluster(hub.authed(RemoveClusterRequest {
+            name: "eu-two".to_owned(),
+        }))
+        .await
+        .unwrap();
+    assert!(poked().await, "RemoveCluster pokes");
+    let err = secret_of("eu-two").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+}
