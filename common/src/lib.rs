@@ -1,6 +1,8 @@
 //! Types shared by the Tether hub, agent and CLI.
 //!
 //! Modules:
+//! - [`kube`]: kubeconfig files that keep unknown fields through an edit, and the
+//!   `ExecCredential` a kubectl exec plugin prints.
 //! - [`secret`]: secrets with redacted `Debug` and constant-time comparison.
 //! - [`time`]: [`time::UnixTime`] and the injectable [`time::Clock`]; nothing else reads the
 //!   wall clock.
@@ -8,10 +10,12 @@
 //!   the [`token::Verifier`] and its [`token::VerifyError`], and the [`token::VerifiedCache`].
 //!
 //! Each module has its own error type ([`token::KeyError`], [`token::JwkError`],
-//! [`token::VerifyError`]); there is no crate-wide error.
+//! [`token::VerifyError`], [`kube::KubeconfigError`], [`kube::ExecCredentialError`]); there is
+//! no crate-wide error.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod kube;
 pub mod secret;
 pub mod time;
 pub mod token;

@@ -1,7 +1,8 @@
 //! The CLI's error type: one variant per thing the user can act on, each with its exit code.
 //!
-//! gRPC statuses become [`Error`]s in one place, [`Error::from_status`]; `main` prints the
-//! message (and its causes) and exits with [`Error::exit_code`].
+//! gRPC statuses become [`Error`]s in one place, [`Error::from_status`]; HTTP answers of the
+//! hub in one place too, [`crate::hub::client`]. `main` prints the message (and its causes)
+//! after `tetherctl: ` and exits with [`Error::exit_code`].
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
@@ -96,6 +97,124 @@ pub enum Error {
     /// Writing to stdout or stderr failed.
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+    /// The TLS handshake with the hub failed (usually: its CA is not trusted).
+    #[error(
+        "cannot establish TLS with the hub at {url}; if the hub uses a private CA, pass \
+         --hub-ca FILE (or set TETHER_HUB_CA_DATA to the base64 of its PEM)"
+    )]
+    Tls {
+        /// The URL that was requested.
+        url: String,
+        /// The TLS error underneath.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The hub answered with an HTTP status and no OAuth error body.
+    #[error("the hub answered {status} for {url}")]
+    HubStatus {
+        /// The URL that was requested.
+        url: String,
+        /// The status, with its reason phrase (`502 Bad Gateway`).
+        status: String,
+    },
+    /// The hub answered with an RFC 6749 error this command has no better message for.
+    #[error(
+        "the hub at {url} refused the request: {code}{}",
+        description_suffix(description)
+    )]
+    OAuth {
+        /// The endpoint.
+        url: String,
+        /// The OAuth error code (`invalid_request`, `unauthorized_client`, ...).
+        code: String,
+        /// The hub's `error_description`, if any.
+        description: Option<String>,
+    },
+    /// The hub's answer is not what the protocol says (bad JSON, missing field, ...).
+    #[error("unexpected answer from {url}: {reason}")]
+    BadResponse {
+        /// The URL that was requested.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// There is no cached session for this hub.
+    #[error("you are not logged in to the Tether hub at {hub}. Run: tetherctl login --hub {hub}")]
+    NotLoggedIn {
+        /// The hub URL.
+        hub: String,
+    },
+    /// The hub says the session is over (expired, revoked, logged out): log in again.
+    #[error("your Tether session at {hub} has ended ({reason}). Run: tetherctl login --hub {hub}")]
+    SessionEnded {
+        /// The hub URL.
+        hub: String,
+        /// The hub's explanation.
+        reason: String,
+    },
+    /// The hub does not know the cluster, or will not give this identity a token for it.
+    #[error("the hub at {hub} will not issue a token for cluster {cluster:?}: {reason}")]
+    ClusterRefused {
+        /// The hub URL.
+        hub: String,
+        /// The requested cluster.
+        cluster: String,
+        /// The hub's explanation.
+        reason: String,
+    },
+    /// The hub refused the workload token of machine mode (`credential --token-file`).
+    #[error("the hub at {hub} refused the workload token from {} ({reason})", path.display())]
+    WorkloadTokenRefused {
+        /// The hub URL.
+        hub: String,
+        /// The token file.
+        path: PathBuf,
+        /// The hub's explanation.
+        reason: String,
+    },
+    /// The login did not complete (refused at the IdP or hub, wrong state, expired code).
+    #[error("login failed: {0}")]
+    Login(String),
+    /// The login was not completed in time.
+    #[error("login timed out after {}: the login was not completed in the browser (raise --timeout to wait longer)", humantime::format_duration(*.0))]
+    LoginTimeout(Duration),
+    /// The session cache (or its lock) cannot be used.
+    #[error("cannot use the session cache {}", path.display())]
+    Cache {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The session file is unreadable (corrupt, or from an incompatible version).
+    #[error("the session cache {} is unreadable ({reason}); run `tetherctl login` again", path.display())]
+    CorruptCache {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another `tetherctl` held the session lock for too long.
+    #[error(
+        "another tetherctl has held the session lock {} for {}s; if none is running, delete the file",
+        path.display(),
+        waited.as_secs()
+    )]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this process waited.
+        waited: Duration,
+    },
+    /// The kubeconfig cannot be read, parsed or written.
+    #[error("cannot update the kubeconfig {}: {reason}", path.display())]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -132,7 +251,21 @@ impl Error {
             | Self::PermissionDenied(_)
             | Self::Rejected(_)
             | Self::Hub { .. }
-            | Self::Output(_) => EXIT_FAILURE,
+            | Self::Output(_)
+            | Self::Tls { .. }
+            | Self::HubStatus { .. }
+            | Self::OAuth { .. }
+            | Self::BadResponse { .. }
+            | Self::NotLoggedIn { .. }
+            | Self::SessionEnded { .. }
+            | Self::ClusterRefused { .. }
+            | Self::WorkloadTokenRefused { .. }
+            | Self::Login(_)
+            | Self::LoginTimeout(_)
+            | Self::Cache { .. }
+            | Self::CorruptCache { .. }
+            | Self::LockTimeout { .. }
+            | Self::Kubeconfig { .. } => EXIT_FAILURE,
         }
     }
 
@@ -163,6 +296,15 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// ` (description)` or nothing.
+fn description_suffix(description: &Option<String>) -> String {
+    description
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
 }
 
 /// `Result` with [`Error`].

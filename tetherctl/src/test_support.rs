@@ -10,8 +10,8 @@ use rcgen::{
 };
 use tether_proto::v1::admin_server::{Admin, AdminServer};
 use tether_proto::v1::{
-    AddClusterRequest, AddClusterResponse, ClusterInfo, ListClustersRequest, ListClustersResponse,
-    RemoveClusterRequest, RemoveClusterResponse,
+    AddClusterRequest, AddClusterResponse, ArgoCdSecretRequest, ArgoCdSecretResponse, ClusterInfo,
+    ListClustersRequest, ListClustersResponse, RemoveClusterRequest, RemoveClusterResponse,
 };
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -22,6 +22,12 @@ pub const GOOD_TOKEN: &str = "good.admin-token";
 /// The join command the fake hub returns.
 pub const JOIN_COMMAND: &str =
     "tether-agent join --hub https://hub.test:8443 --ca-hash sha256:ab --token id.secret";
+
+/// The YAML the fake hub returns for `ArgoCdSecret alpha`.
+pub const ARGOCD_YAML: &str =
+    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tether-cluster-alpha\n";
+/// The JSON the fake hub returns for `ArgoCdSecret alpha`.
+pub const ARGOCD_JSON: &str = "{\"kind\": \"Secret\"}\n";
 
 /// A CA and a serving certificate for `localhost` and `127.0.0.1` it issued.
 #[derive(Debug)]
@@ -171,6 +177,28 @@ impl Admin for FakeAdmin {
         match request.into_inner().name.as_str() {
             "alpha" => Ok(Response::new(RemoveClusterResponse {})),
             other => Err(Status::not_found(format!("no cluster named {other:?}"))),
+        }
+    }
+
+    async fn argo_cd_secret(
+        &self,
+        request: Request<ArgoCdSecretRequest>,
+    ) -> Result<Response<ArgoCdSecretResponse>, Status> {
+        self.check("ArgoCdSecret", &request)?;
+        match request.into_inner().name.as_str() {
+            "alpha" => Ok(Response::new(ArgoCdSecretResponse {
+                secret_name: "tether-cluster-alpha".to_owned(),
+                namespace: "argocd".to_owned(),
+                yaml: ARGOCD_YAML.to_owned(),
+                json: ARGOCD_JSON.to_owned(),
+                skipped_labels: vec!["Bad Key: invalid".to_owned()],
+            })),
+            "pending" => Err(Status::failed_precondition(
+                "cluster pending is pending, not joined",
+            )),
+            other => Err(Status::not_found(format!(
+                "cluster {other} is not registered"
+            ))),
         }
     }
 }

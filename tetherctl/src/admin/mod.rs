@@ -5,6 +5,7 @@
 //! - [`connect`]: TLS (CA file or pin), the bearer token, timeouts, and status mapping.
 //! - [`pin`]: trust by `sha256:` pin of a chain certificate's SubjectPublicKeyInfo.
 //! - [`cluster`]: `tetherctl cluster add|list|remove`.
+//! - [`argocd`]: `tetherctl argocd secret`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tonic::transport::Uri;
 use crate::error::{Error, Result};
 use pin::CaPin;
 
+pub mod argocd;
 pub mod cluster;
 pub mod connect;
 pub mod pin;
@@ -24,7 +26,7 @@ pub mod pin;
 /// Environment variable: the hub's gRPC URL (`--hub`).
 pub const ENV_HUB_URL: &str = "TETHER_HUB_GRPC_URL";
 /// Environment variable: PEM file of the CA to trust for the hub (`--ca-file`).
-pub const ENV_HUB_CA: &str = "TETHER_HUB_CA";
+pub const ENV_HUB_CA: &str = "TETHER_HUB_GRPC_CA";
 /// Environment variable: pin to trust the hub by (`--ca-hash`).
 pub const ENV_HUB_CA_HASH: &str = "TETHER_HUB_CA_HASH";
 /// Environment variable: the admin token itself (there is deliberately no `--token` flag:
@@ -65,16 +67,16 @@ pub struct AdminArgs {
         long,
         value_name = "URL",
         global = true,
-        help_heading = "Hub connection"
+        help_heading = "Admin commands: hub connection"
     )]
     pub hub: Option<String>,
 
-    /// PEM file with the CA certificate(s) to trust for the hub [env: TETHER_HUB_CA]
+    /// PEM file with the CA certificate(s) to trust for the hub [env: TETHER_HUB_GRPC_CA]
     #[arg(
         long,
         value_name = "FILE",
         global = true,
-        help_heading = "Hub connection"
+        help_heading = "Admin commands: hub connection"
     )]
     pub ca_file: Option<PathBuf>,
 
@@ -84,7 +86,7 @@ pub struct AdminArgs {
         long,
         value_name = "sha256:PIN",
         global = true,
-        help_heading = "Hub connection"
+        help_heading = "Admin commands: hub connection"
     )]
     pub ca_hash: Option<String>,
 
@@ -93,7 +95,7 @@ pub struct AdminArgs {
         long,
         value_name = "FILE",
         global = true,
-        help_heading = "Hub connection"
+        help_heading = "Admin commands: hub connection"
     )]
     pub token_file: Option<PathBuf>,
 }
@@ -178,7 +180,7 @@ fn resolve_trust(args: &AdminArgs, env: &dyn Env) -> Result<Trust> {
         (None, None) => match (env.var(ENV_HUB_CA), env.var(ENV_HUB_CA_HASH)) {
             (Some(_), Some(_)) => {
                 return Err(Error::Conflict(
-                    "both TETHER_HUB_CA and TETHER_HUB_CA_HASH are set: unset one",
+                    "both TETHER_HUB_GRPC_CA and TETHER_HUB_CA_HASH are set: unset one",
                 ));
             }
             (file, hash) => (file.map(PathBuf::from), hash),
@@ -191,7 +193,7 @@ fn resolve_trust(args: &AdminArgs, env: &dyn Env) -> Result<Trust> {
             .map(Trust::Pin)
             .map_err(|reason| Error::invalid("--ca-hash", hash, reason)),
         (None, None) => Err(Error::Missing(
-            "the hub's CA is needed: pass --ca-file FILE (or set TETHER_HUB_CA) or --ca-hash \
+            "the hub's CA is needed: pass --ca-file FILE (or set TETHER_HUB_GRPC_CA) or --ca-hash \
              sha256:PIN (or set TETHER_HUB_CA_HASH)",
         )),
     }

@@ -263,7 +263,7 @@ async fn ca_file_and_token_file_work_too() {
         ],
         &[
             ("TETHER_HUB_GRPC_URL", &hub.url),
-            ("TETHER_HUB_CA", ca.path().to_str().unwrap()),
+            ("TETHER_HUB_GRPC_CA", ca.path().to_str().unwrap()),
         ],
     )
     .await;
