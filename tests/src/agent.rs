@@ -28,7 +28,7 @@ pub async fn tetherctl(hub: &Hub, admin_token: &str, args: &[&str]) -> Result<Cm
         .arg(hub.grpc_ca_file())
         .args(args)
         .env("TETHER_ADMIN_TOKEN", admin_token)
-        .env_remove("TETHER_HUB_CA");
+        .env_remove("TETHER_HUB_GRPC_CA");
     run("tetherctl", cmd).await
 }
 

@@ -125,7 +125,7 @@ impl Authenticator {
             && self.revocations.borrow().is_revoked(sid, now)
         {
             tracing::info!(sid = %sid, user = %claims.username, "refused a token of a revoked session");
-            return Err(ProxyError::Unauthorized("session revoked"));
+            return Err(ProxyError::Unauthorized(SESSION_ENDED));
         }
         Ok(Identity::from_claims(&claims))
     }
@@ -207,6 +207,11 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ProxyError> {
     }
     Ok(token)
 }
+
+/// The 401 for a token of a session the hub ended (logout, revocation, an account the IdP
+/// locked): says what to do, since kubectl shows it.
+pub const SESSION_ENDED: &str =
+    "the Tether session behind this token has ended; run `tetherctl login`";
 
 /// The 401 for a token the verifier rejected; the detail is logged, not sent.
 fn refusal(err: VerifyError) -> ProxyError {

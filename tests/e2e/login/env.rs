@@ -35,6 +35,18 @@ impl LoginEnv {
     /// Starts the IdP and a hub (SQLite) using it; `recheck` is the upstream re-check
     /// interval, `extra` more YAML appended to the hub's configuration.
     pub async fn start(name: &str, recheck: &str, extra: &str) -> Self {
+        Self::start_with_tokens(name, recheck, extra, "60s", "30s").await
+    }
+
+    /// [`LoginEnv::start`] with `tokens.cluster_token_lifetime` = `lifetime` and
+    /// `keys.clock_skew` (the leeway of the hub and of agents) = `skew`.
+    pub async fn start_with_tokens(
+        name: &str,
+        recheck: &str,
+        extra: &str,
+        lifetime: &str,
+        skew: &str,
+    ) -> Self {
         let dir = TestDir::new(name).expect("test dir");
         let port = free_port().expect("port");
         let hub_url = format!("https://127.0.0.1:{port}");
@@ -54,6 +66,8 @@ impl LoginEnv {
             idp_issuer: idp.issuer().to_owned(),
             upstream_secret: "upstream-secret".into(),
             recheck_interval: recheck.into(),
+            cluster_token_lifetime: lifetime.into(),
+            clock_skew: skew.into(),
             extra_yaml: format!(
                 r#"clients:
   - id: {CLIENT_ID}

@@ -11,7 +11,8 @@ use crate::login::env::LoginEnv;
 /// The spoke's name (the ArgoCD client of `LoginEnv` may exchange for `spoke-*`).
 pub const SPOKE: &str = "spoke-p";
 
-/// RBAC on the spoke: the IdP's groups bound to built-in roles.
+/// RBAC on the spoke: `k8s-admins` are cluster-admin; `k8s-viewers` may view the `default`
+/// namespace (a RoleBinding: they cannot list namespaces).
 const RBAC: &str = r#"
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -20,8 +21,8 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: k8s-admins}]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: e2e-k8s-viewers}
+kind: RoleBinding
+metadata: {name: e2e-k8s-viewers, namespace: default}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: k8s-viewers}]
 "#;
@@ -36,7 +37,15 @@ pub struct ProxyEnv {
 
 impl ProxyEnv {
     pub async fn start(name: &str) -> Self {
-        let login = LoginEnv::start(name, "5m", "").await;
+        Self::start_with(LoginEnv::start(name, "5m", "").await).await
+    }
+
+    /// A spoke behind a hub whose cluster tokens live `lifetime`, verified with `skew`.
+    pub async fn start_with_tokens(name: &str, lifetime: &str, skew: &str) -> Self {
+        Self::start_with(LoginEnv::start_with_tokens(name, "5m", "", lifetime, skew).await).await
+    }
+
+    pub async fn start_with(login: LoginEnv) -> Self {
         let dir = login.dir().clone();
         let etcd = Etcd::start(&dir).await.expect("etcd");
         let spoke = Cluster::start(

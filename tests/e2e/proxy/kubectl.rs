@@ -253,3 +253,45 @@ async fn bad_tokens_get_401_and_smuggled_identities_change_nothing() {
         "a token signed by a dropped key still works after 20 s"
     );
 }
+
+/// A token past its `exp` plus the leeway is refused with 401 and a reason; HTTP/2 from the
+/// client works end to end. The hub here mints 4-second tokens and tells agents to allow
+/// 1 s of skew (`keys.clock_skew`), so expiry is observed in seconds, not minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_gets_401_and_http2_clients_are_served() {
+    let env = ProxyEnv::start_with_tokens("proxy-expiry", "4s", "1s").await;
+    let http = tether_e2e::http::tls_client(
+        &std::fs::read_to_string(env.agent.proxy_ca_file()).expect("proxy CA"),
+        None,
+    )
+    .expect("client");
+    let url = format!("{}/api/v1/namespaces/default/configmaps", env.proxy_url);
+    let token = env.token_for("alice", "alice-pass").await;
+    let issued = std::time::Instant::now();
+    let resp = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.version(),
+        reqwest::Version::HTTP_2,
+        "the proxy negotiates HTTP/2 with clients that offer it"
+    );
+
+    // exp (4 s) + leeway (1 s) + a margin; bounded.
+    tokio::time::sleep(std::time::Duration::from_secs(7).saturating_sub(issued.elapsed())).await;
+    let resp = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("token expired"), "{body}");
+    assert!(body.contains("\"kind\":\"Status\""), "{body}");
+}

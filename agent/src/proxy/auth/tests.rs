@@ -315,7 +315,7 @@ fn revoked_session_is_refused_although_cached() {
     revoke(&f, "sess-1");
     assert_eq!(
         f.auth.authenticate(&revoked),
-        Err(ProxyError::Unauthorized("session revoked"))
+        Err(ProxyError::Unauthorized(SESSION_ENDED))
     );
     f.auth.authenticate(&other).unwrap();
     f.auth.authenticate(&machine).unwrap();
@@ -324,6 +324,6 @@ fn revoked_session_is_refused_although_cached() {
     let fresh = headers(&[&bearer(&token(1, |_| {}))]);
     assert_eq!(
         f.auth.authenticate(&fresh),
-        Err(ProxyError::Unauthorized("session revoked"))
+        Err(ProxyError::Unauthorized(SESSION_ENDED))
     );
 }
