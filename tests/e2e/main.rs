@@ -7,8 +7,11 @@
 // Test code: a failed expectation should panic (which also keeps the test dir for debugging).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod argocd;
+mod cli;
 mod hub;
 mod join;
 mod login;
+mod machine;
 mod proxy;
 mod smoke;
