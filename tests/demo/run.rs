@@ -14,7 +14,9 @@ use tether_hub::clients::{generate_secret, hash_secret};
 
 use crate::env::{EnvFile, var_name};
 
-/// RBAC every demo spoke gets: the IdP's groups bound to built-in roles.
+/// RBAC every demo spoke gets: `k8s-admins` are cluster-admin; `k8s-viewers` may view the
+/// `default` namespace (a RoleBinding: they cannot list namespaces); ArgoCD's identity
+/// `tether:argocd` is cluster-admin.
 const SPOKE_RBAC: &str = r#"
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -23,10 +25,42 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: k8s-admins}]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: tether-demo-k8s-viewers}
+kind: RoleBinding
+metadata: {name: tether-demo-k8s-viewers, namespace: default}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: k8s-viewers}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: tether-demo-argocd}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "tether:argocd"}]
+"#;
+
+/// What the hub cluster gets: ArgoCD's namespace and its application controller's
+/// ServiceAccount (whose tokens the hub exchanges for spoke tokens).
+const HUB_ARGOCD: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: argocd}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: argocd-application-controller, namespace: argocd}
+"#;
+
+/// The hub's policies: people in `k8s-admins` or `k8s-viewers` may reach every spoke (carol,
+/// in neither, none); ArgoCD's controller reaches every spoke as `tether:argocd`.
+const HUB_POLICY: &str = r#"access:
+  rules:
+    - groups: [k8s-admins, k8s-viewers]
+      clusters: {names: ["*"]}
+machine:
+  policies:
+    - name: argocd
+      serviceaccount: {namespace: argocd, name: argocd-application-controller}
+      clusters: {names: ["*"]}
+      identity: {username: "tether:argocd", groups: []}
 "#;
 
 /// The example confidential client standing for ArgoCD or any web app.
@@ -134,6 +168,7 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     let etcd = Etcd::start(&dir).await?;
     step("hub cluster (kube-apiserver)");
     let hub_cluster = Cluster::start(&dir, ClusterOptions::new("hub").etcd(&etcd)).await?;
+    hub_cluster.apply_yaml(HUB_ARGOCD).await?;
     let mut spoke_clusters = Vec::new();
     for i in 1..=spokes {
         let name = format!("spoke-{i}");
@@ -153,6 +188,8 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
         idp_issuer: String::new(),
         upstream_secret: upstream_secret.expose().to_owned(),
         recheck_interval: "1m".into(),
+        cluster_token_lifetime: "60s".into(),
+        clock_skew: "30s".into(),
         extra_yaml: String::new(),
     };
     step("upstream IdP (alice, bob, carol)");
@@ -169,11 +206,17 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     // The example web app: a confidential client allowed to exchange for every demo spoke.
     let demo_secret = generate_secret().context("generating the demo client's secret")?;
     let demo_redirect = format!("http://127.0.0.1:{}/callback", free_port()?);
+    // ArgoCD's cluster Secrets run the credential plugin with the controller's token; in a
+    // pod that is the projected token, here a TokenRequest token in the state directory.
+    let argocd_token = argocd_token(&dir, &hub_cluster).await?;
     let login = LoginHub {
         idp_issuer: idp.issuer().to_owned(),
         extra_yaml: format!(
-            "clients:\n  - id: {DEMO_CLIENT_ID}\n    kind: confidential\n    secret_hash: \"{}\"\n    redirect_uris: [\"{demo_redirect}\"]\n    token_exchange: [\"spoke-*\"]\n",
-            hash_secret(&demo_secret)
+            "clients:\n  - id: {DEMO_CLIENT_ID}\n    kind: confidential\n    secret_hash: \"{}\"\n    redirect_uris: [\"{demo_redirect}\"]\n    token_exchange: [\"spoke-*\"]\n{HUB_POLICY}hub_cluster:\n  kubeconfig: \"{}\"\nargocd:\n  namespace: argocd\n  credential_command: \"{}\"\n  token_file: \"{}\"\n  resync_interval: 10s\n",
+            hash_secret(&demo_secret),
+            hub_cluster.admin_kubeconfig().display(),
+            bin_dir.join("tetherctl").display(),
+            argocd_token.display(),
         ),
         ..login
     };
@@ -204,6 +247,10 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
             hub_bin.display(),
             hub.data_dir().join("hub.yaml").display()
         ),
+    );
+    env.set(
+        "TETHER_ARGOCD_TOKEN_FILE",
+        argocd_token.display().to_string(),
     );
     env.set(
         "HUB_ADMIN_KUBECONFIG",
@@ -254,6 +301,16 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
             spoke.test_pod().unwrap_or_default().replace('/', " ")
         );
     }
+    let tetherctl = bin_dir.join("tetherctl");
+    println!(
+        "  log in with kubectl (a browser opens at the IdP; --no-browser for a device code):\n    source {env}\n    {tetherctl} login --hub $TETHER_HUB_URL --hub-ca $TETHER_HUB_CA\n    kubectl --context tether-spoke-1 exec -n default test-pod -- echo hello",
+        env = state_dir.join("env").display(),
+        tetherctl = tetherctl.display(),
+    );
+    println!(
+        "  ArgoCD's cluster Secrets (one per spoke, written by the hub):\n    kubectl --kubeconfig $HUB_ADMIN_KUBECONFIG -n argocd get secrets -l argocd.argoproj.io/secret-type=cluster\n    {tetherctl} credential --hub $TETHER_HUB_URL --hub-ca $TETHER_HUB_CA --cluster spoke-1 --token-file $TETHER_ARGOCD_TOKEN_FILE",
+        tetherctl = tetherctl.display(),
+    );
     println!(
         "  log in as alice through the hub with a certified OIDC client (as ArgoCD would) and\n  exchange her session for a 60-second spoke-1 token (bob and carol work too):\n    source {env}\n    NODE_EXTRA_CA_CERTS=$TETHER_HUB_CA node {rp} $TETHER_HUB_URL \\\n      $TETHER_DEMO_CLIENT_ID $TETHER_DEMO_CLIENT_SECRET $TETHER_DEMO_REDIRECT_URI alice alice-pass spoke-1",
         env = state_dir.join("env").display(),
@@ -316,6 +373,52 @@ async fn join_spokes(
         agents.push((running, proxy_url));
     }
     Ok(agents)
+}
+
+/// A 24-hour TokenRequest token of ArgoCD's controller ServiceAccount, in `DIR/argocd/token`.
+async fn argocd_token(dir: &TestDir, hub_cluster: &Cluster) -> anyhow::Result<PathBuf> {
+    let out = tether_e2e::cluster::run_kubectl(
+        &hub_cluster.admin_kubeconfig(),
+        dir.path(),
+        &[
+            "create",
+            "token",
+            "argocd-application-controller",
+            "-n",
+            "argocd",
+            "--duration",
+            "24h",
+        ],
+        &[],
+        None,
+    )
+    .await?;
+    if !out.success() {
+        bail!(
+            "kubectl create token for ArgoCD's controller failed: {}",
+            out.stderr
+        );
+    }
+    let folder = dir.path().join("argocd");
+    std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+    let path = folder.join("token");
+    write_private(&path, out.stdout.trim().as_bytes())?;
+    Ok(path)
+}
+
+/// Writes a file only its owner may read.
+fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(content)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn step(what: &str) {
