@@ -25,10 +25,9 @@ use super::{METRIC_MACHINE_TOKENS, Machine, audit_kind, bounded_reason, unverifi
 use crate::clients::Client;
 use crate::oidc::claims::kind;
 use crate::oidc::error::{OAuthError, OAuthErrorCode};
-use crate::oidc::exchange::{TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT};
+use crate::oidc::exchange::{TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT, cluster_token_response};
 use crate::oidc::params::Params;
 use crate::oidc::provider::Provider;
-use crate::oidc::token::{TOKEN_TYPE_BEARER, TokenResponse, token_response};
 use crate::registry::{ClusterName, cluster_audience};
 use crate::store::{AuditOutcome, AuditRecord};
 
@@ -178,17 +177,7 @@ pub async fn token_exchange(
         match result {
             Ok((claims, token)) => {
                 tracing::info!(jti = %claims.jti, username = %claims.username, "machine token issued");
-                let expires_in =
-                    u64::try_from(claims.exp.as_secs() - claims.iat.as_secs()).unwrap_or(0);
-                Ok(token_response(TokenResponse {
-                    access_token: token,
-                    token_type: TOKEN_TYPE_BEARER,
-                    expires_in,
-                    id_token: None,
-                    refresh_token: None,
-                    scope: None,
-                    issued_token_type: Some(TOKEN_TYPE_JWT),
-                }))
+                Ok(cluster_token_response(&claims, token))
             }
             Err(err) => {
                 tracing::info!(reason = %err.audit_reason(), "machine token refused");

@@ -67,8 +67,13 @@ pub async fn token_exchange(
     };
     provider.audit(record).await;
     let (claims, token) = result?;
+    Ok(cluster_token_response(&claims, token))
+}
+
+/// The RFC 8693 answer carrying a cluster token (people's and machines' alike).
+pub fn cluster_token_response(claims: &Claims, token: String) -> Response {
     let expires_in = u64::try_from(claims.exp.as_secs() - claims.iat.as_secs()).unwrap_or(0);
-    Ok(token_response(TokenResponse {
+    token_response(TokenResponse {
         access_token: token,
         token_type: TOKEN_TYPE_BEARER,
         expires_in,
@@ -76,7 +81,7 @@ pub async fn token_exchange(
         refresh_token: None,
         scope: None,
         issued_token_type: Some(TOKEN_TYPE_JWT),
-    }))
+    })
 }
 
 async fn exchange(
