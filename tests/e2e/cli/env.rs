@@ -108,6 +108,87 @@ impl CliEnv {
         (files, out)
     }
 
+    /// `tetherctl login --no-browser` for `user`: reads the device URL tetherctl prints and
+    /// has the scripted browser confirm the code and sign in, as a person would on another
+    /// device. Returns tetherctl's output (stderr includes the prompt).
+    pub async fn device_login(&self, user: &str, password: &str) -> (UserFiles, CmdOutput) {
+        use tokio::io::AsyncBufReadExt as _;
+
+        let files = self.files(user);
+        let mut cmd = tokio::process::Command::new(workspace_bin("tetherctl").expect("tetherctl"));
+        cmd.args(["login", "--no-browser", "--hub"])
+            .arg(self.proxy.login.hub.url())
+            .arg("--hub-ca")
+            .arg(self.proxy.login.hub.ca_file())
+            .arg("--kubeconfig")
+            .arg(&files.kubeconfig)
+            .env("HOME", self.dir())
+            .env("TETHER_CACHE_DIR", &files.cache_dir)
+            .env_remove("BROWSER")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn tetherctl");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut prompt = String::new();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read stderr") {
+                prompt.push_str(&line);
+                prompt.push('\n');
+                if let Some(start) = line.find("https://") {
+                    let url = line[start..].trim().to_owned();
+                    if url.contains("/device") {
+                        return url;
+                    }
+                }
+            }
+            panic!("tetherctl ended without printing a device URL: {prompt}");
+        })
+        .await
+        .expect("a device URL within 30 s");
+        assert!(url.contains("user_code="), "{url}");
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&self.browser)
+                .arg(&url)
+                .env("TETHER_E2E_USER", user)
+                .env("TETHER_E2E_PASSWORD", password)
+                .env("TETHER_E2E_BROWSER_LOG", self.dir().join("browser.log"))
+                .env("CHROMIUM", Deps::get().chromium().expect("chromium"))
+                .kill_on_drop(true)
+                .status(),
+        )
+        .await
+        .expect("the browser finished within 60 s")
+        .expect("run the browser");
+        assert!(
+            out.success(),
+            "the browser failed; see {}",
+            self.dir().join("browser.out").display()
+        );
+        let rest = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut tail = String::new();
+            while let Some(line) = lines.next_line().await.expect("read stderr") {
+                tail.push_str(&line);
+                tail.push('\n');
+            }
+            tail
+        })
+        .await
+        .expect("tetherctl finished within 60 s of the approval");
+        let output = child.wait_with_output().await.expect("tetherctl");
+        (
+            files,
+            CmdOutput {
+                status: output.status,
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: format!("{prompt}{rest}"),
+            },
+        )
+    }
+
     /// kubectl with `files`' kubeconfig and the spoke's Tether context; the credential
     /// plugin uses `files`' cache.
     pub async fn kubectl(&self, files: &UserFiles, args: &[&str]) -> CmdOutput {

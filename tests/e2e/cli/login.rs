@@ -56,6 +56,28 @@ async fn browser_login_writes_the_clusters_the_policy_offers() {
     );
 }
 
+/// `tetherctl login --no-browser` (RFC 8628): the code confirmed in a browser elsewhere,
+/// then the same kubeconfig and a working kubectl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_login_for_ssh_sessions() {
+    let env = CliEnv::start("cli-device", "5m", "60s").await;
+    let (alice, out) = env.device_login("alice", "alice-pass").await;
+    assert!(
+        out.success(),
+        "device login: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stderr.contains("confirm the code"), "{}", out.stderr);
+    assert!(kubeconfig_text(&alice.kubeconfig).contains(&context()));
+    let out = env.kubectl(&alice, &["get", "ns"]).await;
+    assert!(
+        out.success(),
+        "kubectl after a device login: {}",
+        out.stderr
+    );
+}
+
 /// 20 kubectl calls started together as the tokens expire share ONE refresh; logout ends
 /// the credentials and wipes the cache; an account locked at the IdP stops working within
 /// the upstream re-check interval with a message naming `tetherctl login`.
