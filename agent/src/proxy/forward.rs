@@ -136,19 +136,23 @@ pub struct TokenFile {
 #[derive(Debug)]
 struct TokenState {
     token: Arc<Secret>,
+    /// `Bearer <token>`, marked sensitive: built once per token read, not per request.
+    bearer: HeaderValue,
     mtime: Option<SystemTime>,
     checked: Instant,
 }
 
 impl TokenFile {
-    /// Reads the token now; fails if the file cannot be read or is empty.
+    /// Reads the token now; fails if the file cannot be read, is empty, or does not hold
+    /// a valid header value.
     pub fn open(path: PathBuf, recheck: Duration) -> Result<Self, SetupError> {
-        let (token, mtime) = read_token(&path)?;
+        let (token, bearer, mtime) = read_token(&path)?;
         Ok(Self {
             path,
             recheck,
             state: Mutex::new(TokenState {
                 token: Arc::new(token),
+                bearer,
                 mtime,
                 checked: Instant::now(),
             }),
@@ -157,6 +161,17 @@ impl TokenFile {
 
     /// The current token. On a failed re-read the last good token is kept.
     pub fn token(&self) -> Arc<Secret> {
+        self.current().token.clone()
+    }
+
+    /// `Authorization: Bearer <current token>` as a sensitive header value (never
+    /// HPACK-indexed, redacted from `Debug`).
+    pub fn bearer(&self) -> HeaderValue {
+        self.current().bearer.clone()
+    }
+
+    /// The state, after re-reading the file if `recheck` has passed and it changed.
+    fn current(&self) -> std::sync::MutexGuard<'_, TokenState> {
         let mut state = match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
@@ -168,22 +183,24 @@ impl TokenFile {
                 .ok();
             if mtime != state.mtime || mtime.is_none() {
                 match read_token(&self.path) {
-                    Ok((token, mtime)) => {
+                    Ok((token, bearer, mtime)) => {
                         if token.expose() != state.token.expose() {
                             tracing::info!(path = %self.path.display(), "apiserver token reloaded");
                         }
                         state.token = Arc::new(token);
+                        state.bearer = bearer;
                         state.mtime = mtime;
                     }
                     Err(e) => tracing::warn!(error = %e, "keeping the previous apiserver token"),
                 }
             }
         }
-        state.token.clone()
+        state
     }
 }
 
-fn read_token(path: &Path) -> Result<(Secret, Option<SystemTime>), SetupError> {
+/// The token in `path`, its `Bearer` header value, and the file's modification time.
+fn read_token(path: &Path) -> Result<(Secret, HeaderValue, Option<SystemTime>), SetupError> {
     let io = |source| SetupError::Io {
         path: path.to_owned(),
         source,
@@ -197,7 +214,14 @@ fn read_token(path: &Path) -> Result<(Secret, Option<SystemTime>), SetupError> {
             path.display()
         )));
     }
-    Ok((Secret::new(token), mtime))
+    let mut bearer = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+        SetupError::Config(format!(
+            "the token file {} holds characters that cannot be sent in a header",
+            path.display()
+        ))
+    })?;
+    bearer.set_sensitive(true);
+    Ok((Secret::new(token), bearer, mtime))
 }
 
 /// Why a request could not be forwarded (the client gets 502).
@@ -317,11 +341,9 @@ impl Upstream {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         }
-        let token = self.token.token();
-        let mut bearer = HeaderValue::try_from(format!("Bearer {}", token.expose()))
-            .map_err(|_| ForwardError::BadTarget("the token is not a valid header value".into()))?;
-        bearer.set_sensitive(true);
-        parts.headers.insert(header::AUTHORIZATION, bearer);
+        parts
+            .headers
+            .insert(header::AUTHORIZATION, self.token.bearer());
         let req = Request::from_parts(parts, body);
         let client = if upgrade {
             &self.http1

@@ -37,6 +37,13 @@ pub const EXTRA_SID: &str = "tether.dev/sid";
 pub const EXTRA_ISSUER: &str = "tether.dev/issuer";
 /// Extra: the authenticated user, when the request impersonates someone else.
 pub const EXTRA_IMPERSONATED_BY: &str = "tether.dev/impersonated-by";
+/// The headers of the proxy's own extras, as [`extra_header_name`] encodes their keys
+/// (precomputed: they are set on every request).
+const EXTRA_SID_HEADER: HeaderName = HeaderName::from_static("impersonate-extra-tether.dev%2fsid");
+const EXTRA_ISSUER_HEADER: HeaderName =
+    HeaderName::from_static("impersonate-extra-tether.dev%2fissuer");
+const EXTRA_IMPERSONATED_BY_HEADER: HeaderName =
+    HeaderName::from_static("impersonate-extra-tether.dev%2fimpersonated-by");
 /// Extras under this prefix are set by the proxy only; a client may not request them.
 const RESERVED_EXTRA_PREFIX: &str = "tether.dev/";
 /// Usernames and groups under this prefix are Kubernetes' own; the hub never issues them.
@@ -128,7 +135,7 @@ pub async fn apply_identity(
         headers.insert(HeaderName::from_static(IMPERSONATE_UID), header_value(uid)?);
     }
     for (key, value) in &extras {
-        headers.append(extra_header_name(key)?, header_value(value)?);
+        headers.append(extra_header(key)?, header_value(value)?);
     }
     Ok(effective)
 }
@@ -153,6 +160,16 @@ pub fn extra_header_name(key: &str) -> Result<HeaderName, ProxyError> {
     }
     HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| ProxyError::BadRequest(format!("invalid extra key {key:?}")))
+}
+
+/// [`extra_header_name`], without encoding the proxy's own keys again on every request.
+fn extra_header(key: &str) -> Result<HeaderName, ProxyError> {
+    match key {
+        EXTRA_SID => Ok(EXTRA_SID_HEADER),
+        EXTRA_ISSUER => Ok(EXTRA_ISSUER_HEADER),
+        EXTRA_IMPERSONATED_BY => Ok(EXTRA_IMPERSONATED_BY_HEADER),
+        _ => extra_header_name(key),
+    }
 }
 
 /// Removes every header a client could use to name an identity.

@@ -74,6 +74,46 @@ fn empty_token_file_is_refused_at_start() {
 }
 
 #[test]
+fn bearer_follows_the_token_file_and_is_sensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "first\n").unwrap();
+    let tokens = TokenFile::open(path.clone(), Duration::ZERO).unwrap();
+    let bearer = tokens.bearer();
+    assert_eq!(bearer.as_bytes(), b"Bearer first");
+    assert!(bearer.is_sensitive());
+    assert!(!format!("{bearer:?}").contains("first"));
+    std::fs::write(&path, "second").unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    assert_eq!(tokens.bearer().as_bytes(), b"Bearer second");
+    assert!(tokens.bearer().is_sensitive());
+    // A token that cannot be a header value is kept out, like an unreadable one.
+    std::fs::write(&path, "bad\x01token").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later + Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(tokens.bearer().as_bytes(), b"Bearer second");
+    assert_eq!(tokens.token().expose(), "second");
+}
+
+#[test]
+fn token_file_with_header_breaking_characters_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "abc\ndef").unwrap();
+    assert!(TokenFile::open(path, Duration::ZERO).is_err());
+}
+
+#[test]
 fn long_lived_requests_are_recognised() {
     for (path, want) in [
         ("/api/v1/namespaces/default/configmaps?watch=true", true),

@@ -509,6 +509,21 @@ fn extra_keys_are_encoded_like_client_go() {
 }
 
 #[test]
+fn the_proxys_own_extra_headers_are_encoded_like_any_other() {
+    for key in [EXTRA_SID, EXTRA_ISSUER, EXTRA_IMPERSONATED_BY] {
+        assert_eq!(
+            extra_header(key).unwrap(),
+            extra_header_name(key).unwrap(),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        extra_header("Scopes").unwrap().as_str(),
+        "impersonate-extra-scopes"
+    );
+}
+
+#[test]
 fn impersonated_by_is_none_for_oneself() {
     assert_eq!(impersonated_by(&alice(), &alice()), None);
 }
