@@ -78,3 +78,52 @@ impl Cpu {
         Ok(ticks / self.ticks_per_s)
     }
 }
+
+/// The pid of this process's direct child whose command line has the arguments `args` in a
+/// row (e.g. `["--secure-port=6443"]`): how the benches find the processes the fixtures
+/// started without asking the fixtures for them.
+#[allow(
+    dead_code,
+    reason = "tether-bench-agents includes this file too and does not use it"
+)]
+pub fn child_with_args(args: &[&str]) -> Result<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Processes may exit while we look: unreadable entries are skipped.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After `(comm)`: state, then ppid.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(me) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if words
+            .windows(args.len())
+            .any(|w| w.iter().zip(args).all(|(a, b)| *a == b.as_bytes()))
+        {
+            found.push(pid);
+        }
+    }
+    ensure!(
+        found.len() == 1,
+        "expected one child process with the arguments {args:?}, found {found:?}"
+    );
+    Ok(found[0])
+}

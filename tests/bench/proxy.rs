@@ -3,12 +3,23 @@
 //! Starts real processes on loopback (the IdP, a hub logging users in through it, etcd, a
 //! spoke kube-apiserver, `tether-agent run` with its proxy), then measures:
 //!
-//! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench`, DIRECT to
-//!   the apiserver with the cluster admin client certificate and through the PROXY with
-//!   alice's cluster token (alice is in `k8s-admins`, bound to `cluster-admin`), at
-//!   concurrency 1, 16 and 64 for a fixed time each; both paths use one HTTP/2 connection
-//!   (one reqwest client each, prior knowledge over TLS), the levels interleaved
-//!   (direct, proxy, direct, proxy ...) so drift hits both alike;
+//! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench` on three
+//!   paths, at concurrency 1, 16 and 64 for a fixed time each:
+//!   - DIRECT to the apiserver with the cluster admin client certificate;
+//!   - IMPERSONATED DIRECT to the apiserver with the agent's own ServiceAccount token and
+//!     exactly the `Impersonate-*` headers the proxy sets for alice (computed by the agent's
+//!     own [`apply_identity`] from alice's token claims): what the apiserver does for a
+//!     proxied request, without the agent;
+//!   - PROXY through the agent with alice's cluster token (alice is in `k8s-admins`, bound
+//!     to `cluster-admin`).
+//!
+//!   PROXY − IMPERSONATED is the agent's own cost, IMPERSONATED − DIRECT the apiserver's
+//!   cost of the agent's token and the impersonation. Every path uses one HTTP/2 connection
+//!   (one reqwest client each, prior knowledge over TLS). The measurement runs in rounds;
+//!   each round runs every level on every path (the path order rotates per round), so
+//!   background noise hits all paths alike, and the report gives the medians of the rounds.
+//!   CPU time of the bench client, the agent, the apiserver and etcd is read from `/proc`
+//!   around every run and reported per request;
 //! * the agent's resident memory idle and with N watches requested through the proxy
 //!   (HTTP/2, [`STREAMS_PER_CONNECTION`] streams per connection), the open ones checked live
 //!   by one change. Watches that get no response headers within 1 s are counted as stalled
@@ -23,16 +34,25 @@
 mod procstat;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use base64::Engine as _;
 use clap::Parser;
-use procstat::{Cpu, rss_median};
+use procstat::{Cpu, child_with_args, rss_median};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
+use tether_agent::proxy::auth::Identity;
+use tether_agent::proxy::identity::apply_identity;
+use tether_agent::proxy::impersonation::ImpersonationCheck;
+use tether_agent::proxy::status::ProxyError;
 use tether_common::secret::Secret;
+use tether_common::token::Claims;
 use tether_e2e::{
     Agent, Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpClient, IdpOptions, LoginHub, Pkce,
     TestDir, UpstreamIdp, agent, form_login_via, free_port, workspace_bin,
@@ -69,6 +89,8 @@ data: {replicas: "3", image: "registry.example/app:1.2.3", mode: "benchmark"}
 const LEVELS: [usize; 3] = [1, 16, 64];
 /// Requests per path before measuring (at concurrency 16).
 const WARMUP: usize = 500;
+/// Pause between two runs, so that one run's stragglers do not land in the next.
+const BETWEEN_RUNS: Duration = Duration::from_millis(300);
 /// Upper bound for one request (a failed request fails the run).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound for starting everything.
@@ -81,17 +103,22 @@ const WATCH_OPEN_CONCURRENCY: usize = 64;
 const STREAMS_PER_CONNECTION: usize = 100;
 /// Quiet time before memory is sampled.
 const SETTLE: Duration = Duration::from_secs(2);
-/// Memory samples per measurement (the median is kept) and the gap between them.
 /// The most watches one run may open.
 const MAX_WATCHES: u64 = 5_000;
+/// The namespace and ServiceAccount of the agent (as `join` installs it).
+const AGENT_SERVICE_ACCOUNT: &str = "tether-agent";
 
 /// Added latency and throughput of the agent's proxy, and its memory per watch.
 #[derive(Debug, Parser)]
 #[command(name = "tether-bench-proxy", version, about, long_about = None)]
 struct Args {
-    /// Seconds measured per path and concurrency level (a cluster token lives 60 s).
+    /// Seconds measured per path, concurrency level and round (a cluster token lives 60 s;
+    /// a fresh one is fetched before every proxy run).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=30))]
     seconds: u64,
+    /// Rounds: each runs every level on every path; the report gives the medians.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    rounds: u64,
     /// Watches held open through the proxy for the memory figure.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_WATCHES))]
     watches: u64,
@@ -136,13 +163,14 @@ async fn run_until_signal(args: &Args) -> Result<()> {
 async fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
     let watches = usize::try_from(args.watches).context("--watches")?;
+    let rounds = usize::try_from(args.rounds).context("--rounds")?;
     let duration = Duration::from_secs(args.seconds);
     let stack = tokio::time::timeout(SETUP_LIMIT, Stack::start())
         .await
         .map_err(|_| anyhow!("starting the processes took longer than {SETUP_LIMIT:?}"))??;
     let setup = started.elapsed();
     eprintln!("stack up in {setup:.1?}; agent pid {}", stack.agent_pid);
-    let result = measure(&stack, duration, watches).await;
+    let result = measure(&stack, duration, rounds, watches).await;
     if result.is_err() {
         eprintln!(
             "--- last lines of the agent log ---\n{}",
@@ -157,41 +185,72 @@ async fn run(args: &Args) -> Result<()> {
 }
 
 /// Every phase, in order.
-async fn measure(stack: &Stack, duration: Duration, watches: usize) -> Result<Report> {
+async fn measure(
+    stack: &Stack,
+    duration: Duration,
+    rounds: usize,
+    watches: usize,
+) -> Result<Report> {
     tokio::time::sleep(SETTLE).await;
     let idle_kib = rss_median(stack.agent_pid).await?;
     eprintln!("agent RSS idle {idle_kib} KiB; warming up ...");
 
-    let direct = Route::direct(&stack.spoke)?;
-    let mut proxy = Route::proxy(stack).await?;
-    direct.warm_up().await?;
-    proxy.warm_up().await?;
-
-    let cpu = Cpu::new(stack.agent_pid)?;
-    let mut levels = Vec::new();
-    for concurrency in LEVELS {
-        let d = direct.run_level(concurrency, duration).await?;
-        // A fresh token per level: cluster tokens live 60 s in this hub.
-        proxy.refresh_token(stack).await?;
-        let cpu_before = cpu.seconds()?;
-        let p = proxy.run_level(concurrency, duration).await?;
-        let agent_cpu = (cpu.seconds()? - cpu_before) / p.elapsed.as_secs_f64();
-        eprintln!(
-            "c={concurrency:<3} direct p50 {:.3} ms {:.0} req/s | proxy p50 {:.3} ms {:.0} req/s",
-            d.percentile_ms(0.5),
-            d.throughput(),
-            p.percentile_ms(0.5),
-            p.throughput()
-        );
-        levels.push(Level {
-            concurrency,
-            direct: d,
-            proxy: p,
-            agent_cpu,
-        });
+    let token = stack.cluster_token().await?;
+    let mut routes = [
+        Route::direct(&stack.spoke)?,
+        Route::impersonated(stack, &token).await?,
+        Route::proxy(stack, &token)?,
+    ];
+    for route in &routes {
+        route.warm_up().await?;
     }
-    drop(direct);
-    drop(proxy);
+    let cpu = Procs::new(stack)?;
+
+    // runs[level][path]: one Run per round.
+    let mut runs: Vec<[Vec<Run>; 3]> = LEVELS.iter().map(|_| Default::default()).collect();
+    for round in 0..rounds {
+        for (li, concurrency) in LEVELS.into_iter().enumerate() {
+            for offset in 0..PATHS.len() {
+                let path = PATHS[(round + offset) % PATHS.len()];
+                if path == Path::Proxy {
+                    // Cluster tokens live 60 s in this hub: a fresh one for every proxy run,
+                    // and the impersonated path follows the same identity.
+                    let token = stack.cluster_token().await?;
+                    routes[Path::Proxy as usize].set_bearer(&token)?;
+                    routes[Path::Impersonated as usize]
+                        .set_impersonation(&stack.agent_sa_token, &token)
+                        .await?;
+                }
+                tokio::time::sleep(BETWEEN_RUNS).await;
+                let before = cpu.seconds()?;
+                let sample = routes[path as usize]
+                    .run_level(concurrency, duration)
+                    .await?;
+                let after = cpu.seconds()?;
+                let run = Run::new(sample, before, after);
+                eprintln!(
+                    "round {}/{rounds} c={concurrency:<3} {:<12} p50 {:.3} ms p99 {:.3} ms {:>6.0} req/s; \
+                     CPU µs/req client {:.0} agent {:.0} apiserver {:.0} etcd {:.0}",
+                    round + 1,
+                    path.name(),
+                    run.p50_ms,
+                    run.p99_ms,
+                    run.req_per_s,
+                    run.cpu_us_per_request[0],
+                    run.cpu_us_per_request[1],
+                    run.cpu_us_per_request[2],
+                    run.cpu_us_per_request[3],
+                );
+                runs[li][path as usize].push(run);
+            }
+        }
+    }
+    drop(routes);
+    let levels = LEVELS
+        .into_iter()
+        .zip(runs)
+        .map(|(concurrency, runs)| Level::new(concurrency, runs))
+        .collect();
 
     tokio::time::sleep(SETTLE).await;
     let after_requests_kib = rss_median(stack.agent_pid).await?;
@@ -201,11 +260,42 @@ async fn measure(stack: &Stack, duration: Duration, watches: usize) -> Result<Re
     let memory = watch_memory(stack, watches, after_requests_kib).await?;
     Ok(Report {
         idle_kib,
+        rounds,
         levels,
         memory,
         setup: Duration::ZERO,
         wall: Duration::ZERO,
     })
+}
+
+/// The processes whose CPU time is read around every run, in [`CPU_NAMES`] order.
+#[derive(Debug)]
+struct Procs([Cpu; 4]);
+
+/// What [`Procs`] reads, in order.
+const CPU_NAMES: [&str; 4] = ["bench client", "agent", "apiserver", "etcd"];
+
+impl Procs {
+    /// This process, the agent, the spoke's apiserver and etcd (found by their arguments).
+    fn new(stack: &Stack) -> Result<Self> {
+        let apiserver = child_with_args(&[&format!("--secure-port={}", stack.spoke.port())])?;
+        let etcd = child_with_args(&["--listen-client-urls", &stack.spoke.etcd().url()])?;
+        Ok(Self([
+            Cpu::new(std::process::id())?,
+            Cpu::new(stack.agent_pid)?,
+            Cpu::new(apiserver)?,
+            Cpu::new(etcd)?,
+        ]))
+    }
+
+    /// CPU seconds used so far by each.
+    fn seconds(&self) -> Result<[f64; 4]> {
+        let mut out = [0.0; 4];
+        for (slot, cpu) in out.iter_mut().zip(&self.0) {
+            *slot = cpu.seconds()?;
+        }
+        Ok(out)
+    }
 }
 
 /// The processes, in drop order: the agent first, the test directory last.
@@ -221,6 +311,8 @@ struct Stack {
     agent_bin: PathBuf,
     proxy_url: String,
     proxy_ca_pem: String,
+    /// A token of the agent's ServiceAccount, like the one the agent forwards with.
+    agent_sa_token: Secret,
 }
 
 impl Stack {
@@ -246,6 +338,8 @@ impl Stack {
             idp_issuer: idp.issuer().to_owned(),
             upstream_secret: upstream_secret.into(),
             recheck_interval: "5m".into(),
+            cluster_token_lifetime: "60s".into(),
+            clock_skew: "30s".into(),
             extra_yaml: format!(
                 r#"clients:
   - id: {CLIENT_ID}
@@ -274,6 +368,20 @@ impl Stack {
         let proxy_ca_pem = std::fs::read_to_string(&ca_file)
             .with_context(|| format!("reading {}", ca_file.display()))?;
         let agent_pid = agent.process().pid();
+        // The same kind of credential the fixture hands the agent (a TokenRequest token of
+        // its ServiceAccount), for the impersonated-direct path.
+        let agent_sa_token = spoke
+            .kubectl_ok(&[
+                "create",
+                "token",
+                AGENT_SERVICE_ACCOUNT,
+                "-n",
+                agent::AGENT_NAMESPACE,
+                "--duration",
+                "2h",
+            ])
+            .await?;
+        let agent_sa_token = Secret::new(agent_sa_token.trim());
         Ok(Self {
             agent,
             spoke,
@@ -285,6 +393,7 @@ impl Stack {
             agent_bin: workspace_bin("tether-agent")?,
             proxy_url: format!("https://127.0.0.1:{proxy_port}"),
             proxy_ca_pem,
+            agent_sa_token,
         })
     }
 
@@ -367,14 +476,40 @@ impl Stack {
         Ok(json)
     }
 }
+/// The three ways to the configmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Straight to the apiserver with the cluster admin client certificate.
+    Direct = 0,
+    /// Straight to the apiserver as the agent would send it: the agent's ServiceAccount
+    /// token and the proxy's `Impersonate-*` headers for alice.
+    Impersonated = 1,
+    /// Through the agent's proxy with alice's cluster token.
+    Proxy = 2,
+}
 
-/// One way to the apiserver: a client (one HTTP/2 connection), a base URL and a bearer.
+/// Every path, in the order of the first round (later rounds rotate it).
+const PATHS: [Path; 3] = [Path::Direct, Path::Impersonated, Path::Proxy];
+
+impl Path {
+    /// Its name in the JSON summary and the progress lines.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Impersonated => "impersonated",
+            Self::Proxy => "proxy",
+        }
+    }
+}
+
+/// One way to the apiserver: a client (one HTTP/2 connection), a base URL and the headers
+/// every request carries (credentials, impersonation).
 #[derive(Debug)]
 struct Route {
-    name: &'static str,
+    path: Path,
     client: reqwest::Client,
     base: String,
-    bearer: Option<String>,
+    headers: HeaderMap,
 }
 
 impl Route {
@@ -382,65 +517,93 @@ impl Route {
     fn direct(spoke: &Cluster) -> Result<Self> {
         let cert = spoke.admin_cert();
         Ok(Self {
-            name: "direct",
+            path: Path::Direct,
             client: h2_client(&spoke.ca_pem(), Some((&cert.cert_pem, &cert.key_pem)))?,
             base: spoke.api_url(),
-            bearer: None,
+            headers: HeaderMap::new(),
         })
     }
 
-    /// Through the agent's proxy with alice's cluster token.
-    async fn proxy(stack: &Stack) -> Result<Self> {
+    /// Straight to the apiserver with the agent's ServiceAccount token and the headers the
+    /// proxy sets for the holder of `cluster_token`.
+    async fn impersonated(stack: &Stack, cluster_token: &str) -> Result<Self> {
         let mut route = Self {
-            name: "proxy",
-            client: h2_client(&stack.proxy_ca_pem, None)?,
-            base: stack.proxy_url.clone(),
-            bearer: None,
+            path: Path::Impersonated,
+            client: h2_client(&stack.spoke.ca_pem(), None)?,
+            base: stack.spoke.api_url(),
+            headers: HeaderMap::new(),
         };
-        route.refresh_token(stack).await?;
+        route
+            .set_impersonation(&stack.agent_sa_token, cluster_token)
+            .await?;
         Ok(route)
     }
 
-    /// A fresh cluster token for alice (they live 60 s in this hub).
-    async fn refresh_token(&mut self, stack: &Stack) -> Result<()> {
-        self.bearer = Some(format!("Bearer {}", stack.cluster_token().await?));
+    /// Through the agent's proxy with alice's `cluster_token`.
+    fn proxy(stack: &Stack, cluster_token: &str) -> Result<Self> {
+        let mut route = Self {
+            path: Path::Proxy,
+            client: h2_client(&stack.proxy_ca_pem, None)?,
+            base: stack.proxy_url.clone(),
+            headers: HeaderMap::new(),
+        };
+        route.set_bearer(cluster_token)?;
+        Ok(route)
+    }
+
+    /// Sends `Authorization: Bearer <token>` from now on, HPACK-indexed as kubectl (Go's
+    /// HTTP/2 client) sends it: the proxy decodes it once per connection, not per request.
+    fn set_bearer(&mut self, token: &str) -> Result<()> {
+        self.headers.insert(AUTHORIZATION, bearer(token, false)?);
         Ok(())
     }
 
-    /// `GET base+path`, with the bearer if any.
-    fn request(&self, path: &str) -> Result<reqwest::RequestBuilder> {
-        let req = self.client.get(format!("{}{path}", self.base));
-        Ok(match &self.bearer {
-            Some(b) => req.header("authorization", b),
-            None => req,
-        })
+    /// Sends what the proxy sends upstream for the holder of `cluster_token`: the agent's
+    /// `sa_token` and the `Impersonate-*` headers the agent's own [`apply_identity`] derives
+    /// from the token's claims (user, one header per group, the `tether.dev/sid` and
+    /// `tether.dev/issuer` extras).
+    async fn set_impersonation(&mut self, sa_token: &Secret, cluster_token: &str) -> Result<()> {
+        let identity = Identity::from_claims(&claims_of(cluster_token)?);
+        let mut headers = HeaderMap::new();
+        apply_identity(&mut headers, &identity, &NoClientImpersonation)
+            .await
+            .map_err(|e| anyhow!("the proxy's identity headers for {identity:?}: {e}"))?;
+        // Marked sensitive (never HPACK-indexed), as the agent marks its own token.
+        headers.insert(AUTHORIZATION, bearer(sa_token.expose(), true)?);
+        self.headers = headers;
+        Ok(())
+    }
+
+    /// `GET base+path` with the route's headers.
+    fn request(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .headers(self.headers.clone())
     }
 
     /// [`WARMUP`] reads at concurrency 16; checks the object and the protocol once.
     async fn warm_up(&self) -> Result<()> {
-        let resp = self.request(OBJECT_PATH)?.send().await?;
+        let name = self.path.name();
+        let resp = self.request(OBJECT_PATH).send().await?;
         let status = resp.status();
         let version = resp.version();
         let body: Value = resp.json().await?;
         ensure!(
             status.is_success(),
-            "{}: GET {OBJECT_PATH}: {status}: {body}",
-            self.name
+            "{name}: GET {OBJECT_PATH}: {status}: {body}"
         );
         ensure!(
             body["data"]["mode"] == "benchmark",
-            "{}: unexpected object {body}",
-            self.name
+            "{name}: unexpected object {body}"
         );
         ensure!(
             version == reqwest::Version::HTTP_2,
-            "{}: spoke answered over {version:?}, not HTTP/2",
-            self.name
+            "{name}: spoke answered over {version:?}, not HTTP/2"
         );
         let per = WARMUP / 16;
         let mut tasks = JoinSet::new();
         for _ in 0..16 {
-            let req = self.request(OBJECT_PATH)?;
+            let req = self.request(OBJECT_PATH);
             tasks.spawn(async move {
                 for _ in 0..per {
                     read_once(req.try_clone().context("cloning a request")?).await?;
@@ -460,7 +623,7 @@ impl Route {
         let deadline = start + duration;
         let mut tasks = JoinSet::new();
         for _ in 0..concurrency {
-            let req = self.request(OBJECT_PATH)?;
+            let req = self.request(OBJECT_PATH);
             tasks.spawn(async move {
                 let mut latencies = Vec::with_capacity(4096);
                 while Instant::now() < deadline {
@@ -479,6 +642,51 @@ impl Route {
         let elapsed = start.elapsed();
         latencies.sort_unstable();
         Ok(Sample { latencies, elapsed })
+    }
+}
+
+/// `Bearer <token>`; `sensitive`: never HPACK-indexed (and redacted from `Debug`).
+fn bearer(token: &str, sensitive: bool) -> Result<HeaderValue> {
+    let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+        .context("a token that is not a valid header value")?;
+    value.set_sensitive(sensitive);
+    Ok(value)
+}
+
+/// The claims of a cluster token, read without verification: the bench only needs the
+/// identity the proxy will derive from them (the proxy verifies the same token).
+fn claims_of(token: &str) -> Result<Claims> {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .context("the cluster token is not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .context("the cluster token's payload is not base64url")?;
+    serde_json::from_slice(&bytes).context("the cluster token's claims")
+}
+
+/// The impersonation check given to [`apply_identity`]: never asked, because the bench's
+/// requests carry no client `Impersonate-*` header; it refuses, should it ever be.
+#[derive(Debug)]
+struct NoClientImpersonation;
+
+// `ImpersonationCheck` is an `async_trait`; this is its expansion, so that the bench needs
+// no macro crate of its own.
+impl ImpersonationCheck for NoClientImpersonation {
+    fn allowed<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        _who: &'life1 Identity,
+        _verb_resource: (&'life2 str, &'life3 str),
+    ) -> Pin<Box<dyn Future<Output = Result<bool, ProxyError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(std::future::ready(Ok(false)))
     }
 }
 
@@ -706,35 +914,157 @@ impl Sample {
         let n = self.latencies.len() as f64;
         n / self.elapsed.as_secs_f64()
     }
+}
+
+/// One path at one level in one round.
+#[derive(Debug, Clone)]
+struct Run {
+    requests: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    req_per_s: f64,
+    /// CPU seconds per second of each process of [`CPU_NAMES`] during the run.
+    cpu_s_per_s: [f64; 4],
+    /// CPU microseconds per request of each process of [`CPU_NAMES`].
+    cpu_us_per_request: [f64; 4],
+}
+
+impl Run {
+    /// The figures of `sample`, with the CPU times read before and after it.
+    fn new(sample: Sample, cpu_before: [f64; 4], cpu_after: [f64; 4]) -> Self {
+        let seconds = sample.elapsed.as_secs_f64();
+        let requests = sample.latencies.len();
+        #[allow(clippy::cast_precision_loss)]
+        let n = requests.max(1) as f64;
+        let mut cpu_s_per_s = [0.0; 4];
+        let mut cpu_us_per_request = [0.0; 4];
+        for i in 0..4 {
+            let used = cpu_after[i] - cpu_before[i];
+            cpu_s_per_s[i] = used / seconds;
+            cpu_us_per_request[i] = used * 1e6 / n;
+        }
+        Self {
+            requests,
+            seconds,
+            p50_ms: sample.percentile_ms(0.5),
+            p99_ms: sample.percentile_ms(0.99),
+            req_per_s: sample.throughput(),
+            cpu_s_per_s,
+            cpu_us_per_request,
+        }
+    }
 
     fn json(&self) -> Value {
         json!({
-            "requests": self.latencies.len(),
-            "seconds": self.elapsed.as_secs_f64(),
-            "p50_ms": self.percentile_ms(0.5),
-            "p99_ms": self.percentile_ms(0.99),
-            "req_per_s": self.throughput(),
+            "requests": self.requests,
+            "seconds": self.seconds,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "req_per_s": self.req_per_s,
+            "cpu_us_per_request": cpu_json(&self.cpu_us_per_request),
         })
     }
 }
 
-/// Both paths at one concurrency.
+/// `{"bench_client": .., "agent": .., "apiserver": .., "etcd": ..}`.
+fn cpu_json(values: &[f64; 4]) -> Value {
+    let map: serde_json::Map<String, Value> = CPU_NAMES
+        .iter()
+        .zip(values)
+        .map(|(name, v)| (name.replace(' ', "_"), json!(v)))
+        .collect();
+    Value::Object(map)
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => f64::midpoint(values[n / 2 - 1], values[n / 2]),
+    }
+}
+
+/// One path at one level: the medians over the rounds of each figure.
+#[derive(Debug)]
+struct PathFigures {
+    runs: Vec<Run>,
+    p50_ms: f64,
+    p99_ms: f64,
+    req_per_s: f64,
+    cpu_s_per_s: [f64; 4],
+    cpu_us_per_request: [f64; 4],
+}
+
+impl PathFigures {
+    fn new(runs: Vec<Run>) -> Self {
+        let of = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        let cpu_s_per_s = std::array::from_fn(|i| of(&|r| r.cpu_s_per_s[i]));
+        let cpu_us_per_request = std::array::from_fn(|i| of(&|r| r.cpu_us_per_request[i]));
+        Self {
+            p50_ms: of(&|r| r.p50_ms),
+            p99_ms: of(&|r| r.p99_ms),
+            req_per_s: of(&|r| r.req_per_s),
+            cpu_s_per_s,
+            cpu_us_per_request,
+            runs,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "requests": self.runs.iter().map(|r| r.requests).sum::<usize>(),
+            "seconds": self.runs.iter().map(|r| r.seconds).sum::<f64>(),
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "req_per_s": self.req_per_s,
+            "cpu_us_per_request": cpu_json(&self.cpu_us_per_request),
+            "cpu_s_per_s": cpu_json(&self.cpu_s_per_s),
+            "rounds": self.runs.iter().map(Run::json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The three paths at one concurrency.
 #[derive(Debug)]
 struct Level {
     concurrency: usize,
-    direct: Sample,
-    proxy: Sample,
-    /// Agent CPU seconds per second during the proxy run.
-    agent_cpu: f64,
+    /// Indexed by [`Path`].
+    paths: [PathFigures; 3],
 }
 
 impl Level {
-    fn added_ms(&self, p: f64) -> f64 {
-        self.proxy.percentile_ms(p) - self.direct.percentile_ms(p)
+    fn new(concurrency: usize, runs: [Vec<Run>; 3]) -> Self {
+        Self {
+            concurrency,
+            paths: runs.map(PathFigures::new),
+        }
     }
 
-    fn throughput_pct(&self) -> f64 {
-        100.0 * self.proxy.throughput() / self.direct.throughput()
+    fn path(&self, path: Path) -> &PathFigures {
+        &self.paths[path as usize]
+    }
+
+    /// Median p50 (`p99`: p99) of `path` minus that of `base`, in ms.
+    fn added_ms(&self, path: Path, base: Path, p99: bool) -> f64 {
+        let pick = |f: &PathFigures| if p99 { f.p99_ms } else { f.p50_ms };
+        pick(self.path(path)) - pick(self.path(base))
+    }
+
+    /// Median throughput of `path` as a percentage of that of `base`.
+    fn throughput_pct(&self, path: Path, base: Path) -> f64 {
+        100.0 * self.path(path).req_per_s / self.path(base).req_per_s
+    }
+
+    fn p50_target_met(&self) -> bool {
+        self.added_ms(Path::Proxy, Path::Direct, false) < TARGET_ADDED_P50_MS
+    }
+
+    fn throughput_target_met(&self) -> bool {
+        self.throughput_pct(Path::Proxy, Path::Direct) >= TARGET_THROUGHPUT_PCT
     }
 }
 
@@ -772,6 +1102,7 @@ impl WatchMemory {
 #[derive(Debug)]
 struct Report {
     idle_kib: u64,
+    rounds: usize,
     levels: Vec<Level>,
     memory: WatchMemory,
     setup: Duration,
@@ -783,7 +1114,7 @@ const TARGET_ADDED_P50_MS: f64 = 0.5;
 const TARGET_THROUGHPUT_PCT: f64 = 90.0;
 
 impl Report {
-    /// The human table, then the JSON summary on one line.
+    /// The human tables, then the JSON summary on one line.
     fn print(&self, duration: Duration, agent_bin: &std::path::Path) {
         let profile = if cfg!(debug_assertions) {
             "debug"
@@ -792,44 +1123,89 @@ impl Report {
         };
         println!(
             "build: {profile} binaries (agent {}); client: reqwest, HTTP/2 (one TLS connection per path); \
-             {}s per level; {} cores",
+             {}s per path and level, {} rounds (medians shown); {} cores",
             agent_bin.display(),
             duration.as_secs(),
+            self.rounds,
             std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
         );
         println!(
-            "{:>4} | {:>9} {:>9} {:>8} | {:>9} {:>9} {:>8} | {:>9} {:>9} {:>7} | {:>9} | targets",
+            "paths: dir = direct (admin client cert); imp = impersonated direct (agent SA token + \
+             the proxy's Impersonate-* headers); prx = through the proxy (alice's cluster token)"
+        );
+        println!(
+            "{:>4} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6} | {:>9} {:>6} | targets",
             "conc",
             "dir p50",
             "dir p99",
-            "dir r/s",
+            "dir/s",
+            "imp p50",
+            "imp p99",
+            "imp/s",
             "prx p50",
             "prx p99",
-            "prx r/s",
+            "prx/s",
             "+p50 ms",
-            "+p99 ms",
+            "agent",
+            "apisrv",
+            "imp/dir",
             "prx/dir",
-            "agent CPU"
+            "prx/imp",
+            "agent CPU",
+            "µs/req",
         );
         for l in &self.levels {
-            let p50_ok = l.added_ms(0.5) < TARGET_ADDED_P50_MS;
-            let tp_ok = l.throughput_pct() >= TARGET_THROUGHPUT_PCT;
+            let [d, i, p] = &l.paths;
             println!(
-                "{:>4} | {:>9.3} {:>9.3} {:>8.0} | {:>9.3} {:>9.3} {:>8.0} | {:>9.3} {:>9.3} {:>6.1}% | {:>7.2}/s | +p50<0.5ms {} ; >=90% {}",
+                "{:>4} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>7.3} | {:>5.1}% {:>5.1}% {:>5.1}% | {:>7.2}/s {:>6.0} | +p50<0.5ms {} ; >=90% {}",
                 l.concurrency,
-                l.direct.percentile_ms(0.5),
-                l.direct.percentile_ms(0.99),
-                l.direct.throughput(),
-                l.proxy.percentile_ms(0.5),
-                l.proxy.percentile_ms(0.99),
-                l.proxy.throughput(),
-                l.added_ms(0.5),
-                l.added_ms(0.99),
-                l.throughput_pct(),
-                l.agent_cpu,
-                if p50_ok { "met" } else { "MISSED" },
-                if tp_ok { "met" } else { "MISSED" },
+                d.p50_ms,
+                d.p99_ms,
+                d.req_per_s,
+                i.p50_ms,
+                i.p99_ms,
+                i.req_per_s,
+                p.p50_ms,
+                p.p99_ms,
+                p.req_per_s,
+                l.added_ms(Path::Proxy, Path::Direct, false),
+                l.added_ms(Path::Proxy, Path::Impersonated, false),
+                l.added_ms(Path::Impersonated, Path::Direct, false),
+                l.throughput_pct(Path::Impersonated, Path::Direct),
+                l.throughput_pct(Path::Proxy, Path::Direct),
+                l.throughput_pct(Path::Proxy, Path::Impersonated),
+                p.cpu_s_per_s[1],
+                p.cpu_us_per_request[1],
+                if l.p50_target_met() { "met" } else { "MISSED" },
+                if l.throughput_target_met() {
+                    "met"
+                } else {
+                    "MISSED"
+                },
             );
+        }
+        println!(
+            "(+p50 ms: prx-dir, of which agent = prx-imp and apisrv = imp-dir; agent CPU during the proxy runs)"
+        );
+        println!(
+            "CPU per request, µs (medians of rounds) | {:>4} | {:<12} | {:>12} {:>7} {:>9} {:>6} {:>7}",
+            "conc", "path", CPU_NAMES[0], CPU_NAMES[1], CPU_NAMES[2], CPU_NAMES[3], "total"
+        );
+        for l in &self.levels {
+            for path in PATHS {
+                let c = &l.path(path).cpu_us_per_request;
+                println!(
+                    "{:>39} | {:>4} | {:<12} | {:>12.0} {:>7.0} {:>9.0} {:>6.0} {:>7.0}",
+                    "",
+                    l.concurrency,
+                    path.name(),
+                    c[0],
+                    c[1],
+                    c[2],
+                    c[3],
+                    c.iter().sum::<f64>()
+                );
+            }
         }
         let m = &self.memory;
         let rows = [
@@ -874,16 +1250,25 @@ impl Report {
             .levels
             .iter()
             .map(|l| {
+                let proxy = l.path(Path::Proxy);
                 json!({
                     "concurrency": l.concurrency,
-                    "direct": l.direct.json(),
-                    "proxy": l.proxy.json(),
-                    "added_p50_ms": l.added_ms(0.5),
-                    "added_p99_ms": l.added_ms(0.99),
-                    "proxy_throughput_pct_of_direct": l.throughput_pct(),
-                    "agent_cpu_s_per_s": l.agent_cpu,
-                    "target_added_p50_met": l.added_ms(0.5) < TARGET_ADDED_P50_MS,
-                    "target_throughput_met": l.throughput_pct() >= TARGET_THROUGHPUT_PCT,
+                    "direct": l.path(Path::Direct).json(),
+                    "impersonated_direct": l.path(Path::Impersonated).json(),
+                    "proxy": proxy.json(),
+                    "added_p50_ms": l.added_ms(Path::Proxy, Path::Direct, false),
+                    "added_p99_ms": l.added_ms(Path::Proxy, Path::Direct, true),
+                    "agent_added_p50_ms": l.added_ms(Path::Proxy, Path::Impersonated, false),
+                    "agent_added_p99_ms": l.added_ms(Path::Proxy, Path::Impersonated, true),
+                    "impersonation_added_p50_ms": l.added_ms(Path::Impersonated, Path::Direct, false),
+                    "impersonation_added_p99_ms": l.added_ms(Path::Impersonated, Path::Direct, true),
+                    "proxy_throughput_pct_of_direct": l.throughput_pct(Path::Proxy, Path::Direct),
+                    "impersonated_throughput_pct_of_direct": l.throughput_pct(Path::Impersonated, Path::Direct),
+                    "proxy_throughput_pct_of_impersonated": l.throughput_pct(Path::Proxy, Path::Impersonated),
+                    "agent_cpu_s_per_s": proxy.cpu_s_per_s[1],
+                    "agent_cpu_us_per_request": proxy.cpu_us_per_request[1],
+                    "target_added_p50_met": l.p50_target_met(),
+                    "target_throughput_met": l.throughput_target_met(),
                 })
             })
             .collect();
@@ -892,7 +1277,14 @@ impl Report {
             "agent_bin": agent_bin.display().to_string(),
             "client": "reqwest, HTTP/2 prior knowledge over TLS, one connection per path",
             "request": format!("GET {OBJECT_PATH}"),
+            "paths": {
+                "direct": "apiserver, cluster admin client certificate",
+                "impersonated_direct": "apiserver, the agent's ServiceAccount token and the proxy's Impersonate-* headers for alice",
+                "proxy": "the agent's proxy, alice's cluster token",
+            },
             "seconds_per_level": duration.as_secs(),
+            "rounds": self.rounds,
+            "figures": "medians of the rounds",
             "levels": levels,
             "agent_rss_kib": {
                 "idle": self.idle_kib,
