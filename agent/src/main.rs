@@ -203,7 +203,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
 async fn join_command(args: JoinCli) -> anyhow::Result<()> {
     join::validate_cluster_name(&args.cluster)?;
     let hub = HubAddr::parse(&args.hub)?;
-    let pin = args.ca_hash.parse()?;
+    let pin = args
+        .ca_hash
+        .parse::<tether_common::pin::CaPin>()
+        .map_err(|_| tether_agent::Error::InvalidPin)?;
     let install = InstallOptions {
         namespace: args.namespace,
         image: args.image,

@@ -3,6 +3,8 @@
 //! Modules:
 //! - [`kube`]: kubeconfig files that keep unknown fields through an edit, and the
 //!   `ExecCredential` a kubectl exec plugin prints.
+//! - [`pin`]: trusting a hub by `--ca-hash sha256:...`: [`pin::CaPin`] and the rustls
+//!   [`pin::PinnedVerifier`] (used by `tether-agent join` and `tetherctl`).
 //! - [`secret`]: secrets with redacted `Debug` and constant-time comparison.
 //! - [`time`]: [`time::UnixTime`] and the injectable [`time::Clock`]; nothing else reads the
 //!   wall clock.
@@ -16,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod kube;
+pub mod pin;
 pub mod secret;
 pub mod time;
 pub mod token;

@@ -22,8 +22,8 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use clap::Parser;
 use procstat::{Cpu, rss_median};
 use tether_agent::join::csr;
-use tether_agent::join::pin::{Pin, PinnedVerifier};
 use tether_agent::tls::{self, HubAddr};
+use tether_common::pin::{CaPin, PinnedVerifier};
 use tether_e2e::{Hub, HubOptions, TestDir, workspace_bin};
 use tether_proto::v1::admin_client::AdminClient;
 use tether_proto::v1::control_client::ControlClient;
@@ -137,7 +137,8 @@ impl Bench {
         let ca_pem = std::fs::read_to_string(&ca_file)
             .with_context(|| format!("reading {}", ca_file.display()))?;
         let ca = tls::certs_from_pem(&ca_pem, "hub gRPC CA")?;
-        let pin = Pin::of_cert(ca[0].as_ref())?;
+        let pin = CaPin::of_cert(ca[0].as_ref())
+            .context("the hub's gRPC CA has no readable public key")?;
         let verifier = Arc::new(PinnedVerifier::new(pin, tls::provider()));
         let pinned = tls::config_with_verifier(verifier)?;
         let pid = hub.process().pid();

@@ -34,14 +34,8 @@ pub const ARGOCD_JSON: &str = "{\"kind\": \"Secret\"}\n";
 pub struct Pki {
     /// CA certificate, PEM.
     pub ca_pem: String,
-    /// CA certificate, DER.
-    pub ca_der: Vec<u8>,
     /// CA public key (SubjectPublicKeyInfo DER).
     pub ca_spki: Vec<u8>,
-    /// Serving certificate, DER.
-    pub leaf_der: Vec<u8>,
-    /// Serving certificate public key (SubjectPublicKeyInfo DER).
-    pub leaf_spki: Vec<u8>,
     /// Serving certificate followed by the CA, PEM: what the hub presents.
     pub chain_pem: String,
     /// Serving key, PKCS#8 PEM.
@@ -71,10 +65,7 @@ impl Pki {
 
         Self {
             ca_pem: ca.pem(),
-            ca_der: ca.der().to_vec(),
             ca_spki,
-            leaf_der: leaf.der().to_vec(),
-            leaf_spki: key.subject_public_key_info(),
             chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
             key_pem: key.serialize_pem(),
         }

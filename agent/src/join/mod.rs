@@ -1,7 +1,7 @@
 //! `tether-agent join`: register this spoke with the hub and install the agent into it.
 //!
 //! Order matters, so that nothing is spent or written on a failure that could be fixed:
-//! 1. check the hub's certificate against `--ca-hash` ([`pin`]) — before any request;
+//! 1. check the hub's certificate against `--ca-hash` ([`tether_common::pin`]) — before any request;
 //! 2. check the kubeconfig may create everything ([`install::check_access`]) — before the
 //!    single-use token is redeemed;
 //! 3. generate a key and CSR ([`csr`]) and call `Registration.Join`;
@@ -13,18 +13,17 @@
 pub mod csr;
 pub mod install;
 pub mod manifests;
-pub mod pin;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tether_common::pin::{CaPin, PinOutcome, PinnedVerifier};
 use tether_proto::v1::JoinRequest;
 use tether_proto::v1::registration_client::RegistrationClient;
 use tokio::io::AsyncWriteExt as _;
 use tonic::Code;
 
 use self::manifests::{InstallOptions, Manifests};
-use self::pin::{Pin, PinOutcome, PinnedVerifier};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::tls::{self, HubAddr};
@@ -40,7 +39,7 @@ pub struct JoinArgs {
     /// `ID.SECRET`.
     pub token: tether_common::secret::Secret,
     /// The hub's gRPC CA pin.
-    pub pin: Pin,
+    pub pin: CaPin,
     /// The cluster name.
     pub cluster: String,
     /// Kubeconfig of the spoke (`None`: `$KUBECONFIG`, `~/.kube/config`, or in-cluster).

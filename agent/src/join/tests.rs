@@ -99,14 +99,14 @@ async fn wrong_pin_fails_before_anything_is_sent_and_unreachable_names_the_url()
     });
     let hub = HubAddr::parse(&format!("https://127.0.0.1:{port}")).unwrap();
 
-    let right = Pin::of_cert(hub_ca.der()).unwrap();
+    let right = CaPin::of_cert(hub_ca.der()).unwrap();
     let ca = check_pin(&hub, Arc::new(PinnedVerifier::new(right, tls::provider())))
         .await
         .unwrap();
     assert_eq!(ca.as_ref(), hub_ca.der().as_ref());
 
     let other = crate::test_support::ca("other");
-    let wrong = Pin::of_cert(other.der()).unwrap();
+    let wrong = CaPin::of_cert(other.der()).unwrap();
     let err = check_pin(&hub, Arc::new(PinnedVerifier::new(wrong, tls::provider())))
         .await
         .unwrap_err();

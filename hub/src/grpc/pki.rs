@@ -13,6 +13,7 @@ use rcgen::{
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use tether_common::pin::CaPin;
 use tether_common::time::UnixTime;
 use zeroize::Zeroizing;
 
@@ -210,15 +211,13 @@ pub fn peer_identity(cert_der: &[u8]) -> Option<(ClusterName, String)> {
     Some((name, hex(cert.tbs_certificate.raw_serial())))
 }
 
-/// `sha256:<hex>` over the SubjectPublicKeyInfo (DER) of the certificate `pem`.
+/// `sha256:<hex>` over the SubjectPublicKeyInfo (DER) of the certificate `pem`: the pin
+/// `tether-agent join --ca-hash` and `tetherctl --ca-hash` check ([`CaPin`], one rule).
 pub fn ca_hash_of_pem(pem: &str) -> Result<String, GrpcError> {
-    use x509_parser::prelude::FromDer as _;
     let der = pem_der(pem)?;
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der)
-        .map_err(|err| GrpcError::Pki(format!("cannot parse a CA certificate: {err}")))?;
-    let spki = cert.tbs_certificate.subject_pki.raw;
-    let digest = ring::digest::digest(&ring::digest::SHA256, spki);
-    Ok(format!("sha256:{}", hex(digest.as_ref())))
+    CaPin::of_cert(&der)
+        .map(|pin| pin.to_string())
+        .ok_or_else(|| GrpcError::Pki("cannot find the public key of a CA certificate".into()))
 }
 
 /// The DER of the first certificate in `pem`.

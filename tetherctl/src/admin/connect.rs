@@ -14,9 +14,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Response, Status};
 
-use super::pin::PinnedCaVerifier;
 use super::{AdminConfig, Trust};
 use crate::error::{Error, Result};
+use tether_common::pin::PinnedVerifier;
 
 /// The metadata key the admin token travels in.
 pub const AUTHORIZATION: &str = "authorization";
@@ -101,7 +101,7 @@ fn endpoint(config: &AdminConfig) -> Result<Endpoint, tonic::transport::Error> {
         Trust::CaPem(pem) => endpoint.tls_config(tls.ca_certificate(Certificate::from_pem(pem))),
         Trust::Pin(pin) => {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let verifier = Arc::new(PinnedCaVerifier::new(*pin, provider));
+            let verifier = Arc::new(PinnedVerifier::new(*pin, provider));
             endpoint.tls_config_with_verifier(tls, verifier)
         }
     }

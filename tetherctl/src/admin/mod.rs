@@ -16,12 +16,11 @@ use tether_common::secret::Secret;
 use tonic::transport::Uri;
 
 use crate::error::{Error, Result};
-use pin::CaPin;
+use tether_common::pin::CaPin;
 
 pub mod argocd;
 pub mod cluster;
 pub mod connect;
-pub mod pin;
 
 /// Environment variable: the hub's gRPC URL (`--hub`).
 pub const ENV_HUB_URL: &str = "TETHER_HUB_GRPC_URL";
@@ -191,7 +190,7 @@ fn resolve_trust(args: &AdminArgs, env: &dyn Env) -> Result<Trust> {
         (None, Some(hash)) => hash
             .parse::<CaPin>()
             .map(Trust::Pin)
-            .map_err(|reason| Error::invalid("--ca-hash", hash, reason)),
+            .map_err(|reason| Error::invalid("--ca-hash", hash, reason.to_string())),
         (None, None) => Err(Error::Missing(
             "the hub's CA is needed: pass --ca-file FILE (or set TETHER_HUB_GRPC_CA) or --ca-hash \
              sha256:PIN (or set TETHER_HUB_CA_HASH)",

@@ -2,10 +2,10 @@ use clap::Parser;
 use tether_common::time::{ManualClock, UnixTime};
 
 use super::*;
-use crate::admin::pin::CaPin;
 use crate::cli::{self, Cli, Command};
 use crate::error::{EXIT_FAILURE, EXIT_USAGE, Error};
 use crate::test_support::{ARGOCD_JSON, ARGOCD_YAML, FakeAdmin, GOOD_TOKEN, Pki, serve};
+use tether_common::pin::CaPin;
 
 struct Run {
     stdout: String,

@@ -4,10 +4,10 @@ use clap::Parser;
 use tether_common::time::ManualClock;
 
 use super::*;
-use crate::admin::pin::CaPin;
 use crate::cli::{self, Cli};
 use crate::error::{EXIT_FAILURE, EXIT_USAGE};
 use crate::test_support::{FakeAdmin, GOOD_TOKEN, JOIN_COMMAND, Pki, serve};
+use tether_common::pin::CaPin;
 
 // ---- names, labels, ttl ----
 

@@ -1,11 +1,12 @@
-//! Trust by pin (`--ca-hash sha256:<hex>`), the same rule as the agent's join: the hub is
-//! trusted when a certificate in the chain it presents has a SubjectPublicKeyInfo whose
-//! SHA-256 is the pin. That certificate then becomes the only trust anchor and the chain is
-//! verified as usual (signatures, validity, the hub's name).
+//! Trusting a hub by pin (`--ca-hash sha256:<hex>`), one rule for `tether-agent join` and
+//! `tetherctl`: the hub is trusted when a certificate in the chain it presents has a
+//! SubjectPublicKeyInfo whose SHA-256 is the pin. That certificate then becomes the ONLY
+//! trust anchor and the chain is verified as usual (signatures, validity, the hub's name).
+//! The check runs inside the TLS handshake, so nothing is sent to a hub that fails it.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -18,8 +19,13 @@ use sha2::{Digest, Sha256};
 pub const PIN_PREFIX: &str = "sha256:";
 
 /// A `sha256:<64 hex>` pin of a certificate's SubjectPublicKeyInfo (DER).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CaPin([u8; 32]);
+
+/// Text that is not `sha256:<64 hex digits>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid CA pin: expected sha256:<64 hex digits>")]
+pub struct InvalidPin;
 
 impl CaPin {
     /// The pin of a SubjectPublicKeyInfo (DER).
@@ -27,27 +33,31 @@ impl CaPin {
         Self(Sha256::digest(spki_der).into())
     }
 
+    /// The pin of a certificate (DER); `None` if it is not well-formed enough to find its key.
+    pub fn of_cert(cert_der: &[u8]) -> Option<Self> {
+        spki_of_cert(cert_der).map(Self::of_spki)
+    }
+
     /// Whether `cert_der`'s SubjectPublicKeyInfo has this pin. Unparsable certificates never
     /// match.
     pub fn matches(&self, cert_der: &[u8]) -> bool {
-        spki_of_cert(cert_der).is_some_and(|spki| Self::of_spki(spki) == *self)
+        Self::of_cert(cert_der).is_some_and(|pin| pin == *self)
     }
 }
 
 impl FromStr for CaPin {
-    type Err = &'static str;
+    type Err = InvalidPin;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let hex = s
-            .strip_prefix(PIN_PREFIX)
-            .ok_or("expected sha256:<64 hex digits>")?;
+        let hex = s.strip_prefix(PIN_PREFIX).ok_or(InvalidPin)?;
+        let hex = hex.as_bytes();
         if hex.len() != 64 {
-            return Err("expected sha256:<64 hex digits>");
+            return Err(InvalidPin);
         }
         let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-            let hi = hex_value(pair[0]).ok_or("not a hex digit")?;
-            let lo = hex_value(pair[1]).ok_or("not a hex digit")?;
+        for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            let hi = hex_value(pair[0]).ok_or(InvalidPin)?;
+            let lo = hex_value(pair[1]).ok_or(InvalidPin)?;
             *byte = (hi << 4) | lo;
         }
         Ok(Self(out))
@@ -67,21 +77,54 @@ impl fmt::Debug for CaPin {
     }
 }
 
-/// A rustls verifier that trusts the hub by [`CaPin`].
-#[derive(Debug)]
-pub struct PinnedCaVerifier {
-    pin: CaPin,
-    provider: Arc<CryptoProvider>,
+/// What the last handshake through a [`PinnedVerifier`] found (the agent reports it and
+/// keeps the matched CA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinOutcome {
+    /// No handshake has reached certificate verification yet.
+    NotChecked,
+    /// No presented certificate has the pinned key.
+    Mismatch,
+    /// This certificate (DER) has the pinned key and the chain verified to it.
+    Matched(CertificateDer<'static>),
+    /// A certificate has the pinned key but the chain does not verify to it.
+    ChainInvalid(String),
 }
 
-impl PinnedCaVerifier {
-    /// A verifier for `pin`, checking signatures with `provider` (ring).
+/// A rustls verifier that trusts the hub by [`CaPin`] only.
+#[derive(Debug)]
+pub struct PinnedVerifier {
+    pin: CaPin,
+    provider: Arc<CryptoProvider>,
+    outcome: Mutex<PinOutcome>,
+}
+
+impl PinnedVerifier {
+    /// A verifier for `pin`, checking signatures with `provider`.
     pub fn new(pin: CaPin, provider: Arc<CryptoProvider>) -> Self {
-        Self { pin, provider }
+        Self {
+            pin,
+            provider,
+            outcome: Mutex::new(PinOutcome::NotChecked),
+        }
+    }
+
+    /// What the last handshake found.
+    pub fn outcome(&self) -> PinOutcome {
+        self.outcome
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or(PinOutcome::NotChecked)
+    }
+
+    fn record(&self, outcome: PinOutcome) {
+        if let Ok(mut o) = self.outcome.lock() {
+            *o = outcome;
+        }
     }
 }
 
-impl ServerCertVerifier for PinnedCaVerifier {
+impl ServerCertVerifier for PinnedVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -90,22 +133,38 @@ impl ServerCertVerifier for PinnedCaVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let anchor = std::iter::once(end_entity)
+        let Some(anchor) = std::iter::once(end_entity)
             .chain(intermediates)
             .find(|cert| self.pin.matches(cert))
-            .ok_or_else(|| {
-                rustls::Error::General(format!(
-                    "no certificate presented by the hub matches --ca-hash {}",
-                    self.pin
-                ))
-            })?;
+        else {
+            self.record(PinOutcome::Mismatch);
+            return Err(rustls::Error::General(format!(
+                "no certificate presented by the hub matches --ca-hash {}",
+                self.pin
+            )));
+        };
+        let anchor = anchor.clone().into_owned();
         let mut roots = RootCertStore::empty();
-        roots.add(anchor.clone().into_owned())?;
+        roots.add(anchor.clone())?;
         let webpki =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
                 .build()
                 .map_err(|e| rustls::Error::General(e.to_string()))?;
-        webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let others: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .filter(|c| c.as_ref() != anchor.as_ref())
+            .cloned()
+            .collect();
+        match webpki.verify_server_cert(end_entity, &others, server_name, ocsp_response, now) {
+            Ok(ok) => {
+                self.record(PinOutcome::Matched(anchor));
+                Ok(ok)
+            }
+            Err(e) => {
+                self.record(PinOutcome::ChainInvalid(e.to_string()));
+                Err(e)
+            }
+        }
     }
 
     fn verify_tls12_signature(
