@@ -11,6 +11,8 @@
 //! message. Every phase is bounded in time; the hub (and the test directory) go away on
 //! drop, also on error or on SIGINT/SIGTERM.
 
+#[path = "harness.rs"]
+mod harness;
 #[path = "procstat.rs"]
 mod procstat;
 
@@ -66,34 +68,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tether-bench-agents: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run_until_signal(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tether-bench-agents: FAILED: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs the bench; SIGINT or SIGTERM ends it as an error, so every guard still drops.
-async fn run_until_signal(args: &Args) -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = run(args) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted (SIGINT)")),
-        _ = term.recv() => Err(anyhow!("terminated (SIGTERM)")),
-    }
+    harness::main_with("tether-bench-agents", run(&args))
 }
 
 /// The whole benchmark: hub, joins, streams, memory, rotation, report.

@@ -15,6 +15,8 @@
 //! in time; the processes (and the test directory) go away on drop, also on error or on
 //! SIGINT/SIGTERM.
 
+#[path = "harness.rs"]
+mod harness;
 #[path = "procstat.rs"]
 mod procstat;
 
@@ -73,36 +75,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tether-bench-machine: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(run_until_signal(&args));
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tether-bench-machine: FAILED: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs the bench; SIGINT or SIGTERM ends it as an error, so every guard still drops.
-async fn run_until_signal(args: &Args) -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = run(args) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted (SIGINT)")),
-        _ = term.recv() => Err(anyhow!("terminated (SIGTERM)")),
-    }
+    harness::main_with("tether-bench-machine", run(&args))
 }
 
 async fn run(args: &Args) -> Result<()> {
