@@ -303,9 +303,10 @@ async fn start(state_dir: &Path, spokes: u8) -> anyhow::Result<(Running, EnvFile
     }
     let tetherctl = bin_dir.join("tetherctl");
     println!(
-        "  log in with kubectl (a browser opens at the IdP; --no-browser for a device code):\n    source {env}\n    {tetherctl} login --hub $TETHER_HUB_URL --hub-ca $TETHER_HUB_CA\n    kubectl --context tether-spoke-1 exec -n default test-pod -- echo hello",
+        "  log in with kubectl (a browser opens at the IdP; --no-browser for a device code):\n    source {env}\n    {tetherctl} login --hub $TETHER_HUB_URL --hub-ca $TETHER_HUB_CA\n    {kubectl} --context tether-spoke-1 exec -n default test-pod -- echo hello",
         env = state_dir.join("env").display(),
         tetherctl = tetherctl.display(),
+        kubectl = tether_e2e::Deps::get().kubectl()?.display(),
     );
     println!(
         "  ArgoCD's cluster Secrets (one per spoke, written by the hub):\n    kubectl --kubeconfig $HUB_ADMIN_KUBECONFIG -n argocd get secrets -l argocd.argoproj.io/secret-type=cluster\n    {tetherctl} credential --hub $TETHER_HUB_URL --hub-ca $TETHER_HUB_CA --cluster spoke-1 --token-file $TETHER_ARGOCD_TOKEN_FILE",
