@@ -118,6 +118,10 @@ struct RunCli {
     /// The proxy's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "proxy_cert")]
     proxy_key: Option<PathBuf>,
+    /// Threads serving proxy connections, each with its own upstream connection pool; a
+    /// connection stays on one (default: the CPUs available, at most 8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    proxy_workers: Option<u16>,
     /// The spoke's apiserver URL (default in a pod: KUBERNETES_SERVICE_HOST). Without it,
     /// outside a pod, the proxy is not started.
     #[arg(
@@ -287,6 +291,9 @@ async fn run_command(args: RunCli) -> anyhow::Result<()> {
                 namespace: args.namespace,
                 state_dir: args.state_dir,
                 apiserver,
+                workers: args
+                    .proxy_workers
+                    .map_or_else(proxy::default_workers, usize::from),
             };
             let started = settings
                 .start(&published, clock)

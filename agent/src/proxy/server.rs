@@ -31,7 +31,7 @@ pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// The proxy: shared by every connection.
 pub struct Proxy {
-    auth: Authenticator,
+    auth: Arc<Authenticator>,
     check: Arc<dyn ImpersonationCheck>,
     upstream: Upstream,
 }
@@ -46,14 +46,15 @@ impl std::fmt::Debug for Proxy {
 
 impl Proxy {
     /// A proxy authenticating with `auth`, checking impersonation with `check`, and
-    /// forwarding to `upstream`.
+    /// forwarding to `upstream`. Proxies of several listener workers share one
+    /// authenticator (and its verified-token cache), each with its own `upstream`.
     pub fn new(
-        auth: Authenticator,
+        auth: impl Into<Arc<Authenticator>>,
         check: Arc<dyn ImpersonationCheck>,
         upstream: Upstream,
     ) -> Self {
         Self {
-            auth,
+            auth: auth.into(),
             check,
             upstream,
         }

@@ -12,7 +12,7 @@ use super::Published;
 use crate::join::manifests::{AGENT_NAME, SERVICE_PORT};
 use crate::proxy::auth::Authenticator;
 use crate::proxy::forward::{TOKEN_RECHECK, Upstream, UpstreamConfig};
-use crate::proxy::impersonation::SarCheck;
+use crate::proxy::impersonation::{ImpersonationCheck, SarCheck};
 use crate::proxy::listener::ProxyListener;
 use crate::proxy::server::Proxy;
 use crate::proxy::tls::{ServerCert, SetupError, default_hosts};
@@ -54,6 +54,16 @@ pub struct ProxySettings {
     pub state_dir: PathBuf,
     /// The apiserver.
     pub apiserver: ApiserverSettings,
+    /// `--proxy-workers`: threads serving connections (see [`ProxyListener`]).
+    pub workers: usize,
+}
+
+/// The default `--proxy-workers`: the CPUs this process may use (its affinity and cgroup
+/// quota), at most 8.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, 8)
 }
 
 /// A proxy ready to serve.
@@ -106,16 +116,28 @@ impl ProxySettings {
                 token_file,
             } => UpstreamConfig::from_files(url.clone(), ca, token_file.clone())?,
         };
-        let upstream = Upstream::new(&upstream_config, TOKEN_RECHECK)?;
-        let check = Arc::new(SarCheck::new(upstream_config.kube_client()?));
-        let auth = Authenticator::new(
+        let check: Arc<dyn ImpersonationCheck> =
+            Arc::new(SarCheck::new(upstream_config.kube_client()?));
+        let auth = Arc::new(Authenticator::new(
             published.verifier.clone(),
             published.revocations.clone(),
             clock,
+        ));
+        // One proxy per worker: shared authentication, its own upstream connection pool.
+        let proxies = (0..self.workers)
+            .map(|_| {
+                let upstream = Upstream::new(&upstream_config, TOKEN_RECHECK)?;
+                Ok(Arc::new(Proxy::new(auth.clone(), check.clone(), upstream)))
+            })
+            .collect::<Result<Vec<_>, SetupError>>()?;
+        let listener =
+            ProxyListener::bind_workers(self.listen, cert.server_config()?, proxies).await?;
+        tracing::info!(
+            url = %self.advertised_url(),
+            apiserver = %upstream_config.url,
+            workers = self.workers,
+            "proxy ready"
         );
-        let proxy = Arc::new(Proxy::new(auth, check, upstream));
-        let listener = ProxyListener::bind(self.listen, cert.server_config()?, proxy).await?;
-        tracing::info!(url = %self.advertised_url(), apiserver = %upstream_config.url, "proxy ready");
         Ok(StartedProxy {
             url: self.advertised_url(),
             ca_pem: cert.ca_pem,

@@ -35,6 +35,8 @@ use crate::test_support;
 const ISSUER: &str = "https://hub.test";
 const AUDIENCE: &str = "cluster:spoke";
 const AGENT_TOKEN: &str = "agent-sa-token";
+/// Listener workers in the harness.
+const HARNESS_WORKERS: usize = 3;
 
 /// Allows every impersonation (the SAR check is tested with its module).
 #[derive(Debug)]
@@ -51,6 +53,8 @@ impl ImpersonationCheck for AllowAll {
 #[derive(Debug, Default)]
 struct Seen {
     requests: Mutex<Vec<BTreeMap<String, Vec<String>>>>,
+    /// TCP connections accepted.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 impl Seen {
@@ -89,6 +93,9 @@ async fn fake_apiserver() -> Fake {
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
+            seen2
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let acceptor = acceptor.clone();
             let seen = seen2.clone();
             let chunks_rx = chunks_rx.clone();
@@ -220,8 +227,6 @@ async fn harness() -> Harness {
         token_file.clone(),
     )
     .unwrap();
-    let upstream = Upstream::new(&config, Duration::ZERO).unwrap();
-
     let key = SigningKey::generate(Algorithm::Es256).unwrap();
     let jwks = [key.public_jwk()].into_iter().collect();
     let verifier = Verifier::new(
@@ -230,14 +235,24 @@ async fn harness() -> Harness {
     );
     let (tx_verifier, rx_verifier) = watch::channel(Some(Arc::new(verifier)));
     let (tx_revocations, rx_revocations) = watch::channel(Arc::new(RevocationList::default()));
-    let auth = Authenticator::new(rx_verifier, rx_revocations, Arc::new(SystemClock));
-    let proxy = Arc::new(Proxy::new(auth, Arc::new(AllowAll), upstream));
+    let auth = Arc::new(Authenticator::new(
+        rx_verifier,
+        rx_revocations,
+        Arc::new(SystemClock),
+    ));
+    // Every test runs through several workers, as the agent does.
+    let proxies = (0..HARNESS_WORKERS)
+        .map(|_| {
+            let upstream = Upstream::new(&config, Duration::ZERO).unwrap();
+            Arc::new(Proxy::new(auth.clone(), Arc::new(AllowAll), upstream))
+        })
+        .collect();
 
     let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
-    let listener = ProxyListener::bind(
+    let listener = ProxyListener::bind_workers(
         "127.0.0.1:0".parse().unwrap(),
         cert.server_config().unwrap(),
-        proxy,
+        proxies,
     )
     .await
     .unwrap();
@@ -709,4 +724,114 @@ async fn garbage_on_the_socket_does_not_hurt_the_proxy() {
     let mut client = h.http1().await;
     let response = client.send_request(get("/echo", None)).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn connections_are_spread_over_workers_each_with_its_own_upstream_pool() {
+    let h = harness().await;
+    let token = h.token("alice", &["devs"]);
+    let mut clients = Vec::new();
+    for _ in 0..HARNESS_WORKERS {
+        clients.push(h.http1().await);
+    }
+    for client in &mut clients {
+        let response = client
+            .send_request(get("/echo", Some(&token)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(json(response).await["impersonate-user"][0], "alice");
+    }
+    // Round robin: one connection per worker, and each worker's pool opened its own
+    // (HTTP/2) connection to the apiserver.
+    assert_eq!(h.fake.seen.count(), HARNESS_WORKERS);
+    assert_eq!(
+        h.fake
+            .seen
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        HARNESS_WORKERS
+    );
+}
+
+#[tokio::test]
+async fn no_workers_or_too_many_is_a_setup_error() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
+    let err = ProxyListener::bind_workers(
+        "127.0.0.1:0".parse().unwrap(),
+        cert.server_config().unwrap(),
+        Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("between 1 and 64"), "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_drains_and_stops_every_worker() {
+    let h = harness().await;
+    let (tv, rv) = watch::channel(Some(Arc::new(Verifier::new(
+        KeySet::from_jwks(&[h.key.public_jwk()].into_iter().collect()),
+        VerifyOptions::new(ISSUER, AUDIENCE),
+    ))));
+    let (_tr, rr) = watch::channel(Arc::new(RevocationList::default()));
+    let auth = Arc::new(Authenticator::new(rv, rr, Arc::new(SystemClock)));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, &h.fake.ca_pem).unwrap();
+    let config = UpstreamConfig::from_files(
+        format!("https://127.0.0.1:{}", h.fake.addr.port()),
+        &ca,
+        h.token_file.clone(),
+    )
+    .unwrap();
+    let proxies = (0..2)
+        .map(|_| {
+            let upstream = Upstream::new(&config, Duration::ZERO).unwrap();
+            Arc::new(Proxy::new(auth.clone(), Arc::new(AllowAll), upstream))
+        })
+        .collect();
+    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
+    let listener = ProxyListener::bind_workers(
+        "127.0.0.1:0".parse().unwrap(),
+        cert.server_config().unwrap(),
+        proxies,
+    )
+    .await
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(listener.serve(async {
+        let _ = stopped.await;
+    }));
+    let other = Harness {
+        proxy_addr: addr,
+        proxy_ca_pem: cert.ca_pem,
+        ..h
+    };
+    // Two idle keep-alive connections, one on each worker.
+    let token = other.token("alice", &[]);
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut client = other.http1().await;
+        let response = client
+            .send_request(get("/echo", Some(&token)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        idle.push(client);
+    }
+    stop.send(()).unwrap();
+    // Idle HTTP/1.1 connections close at once; serve returns once both workers ended,
+    // well before the drain timeout.
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("serve returned")
+        .unwrap();
+    assert!(started.elapsed() < crate::proxy::listener::DRAIN_TIMEOUT);
+    assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+    drop(tv);
 }
