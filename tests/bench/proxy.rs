@@ -3,9 +3,14 @@
 //! Starts real processes on loopback (the IdP, a hub logging users in through it, etcd, a
 //! spoke kube-apiserver, `tether-agent run` with its proxy), then measures:
 //!
-//! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench` on three
+//! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench` on four
 //!   paths, at concurrency 1, 16 and 64 for a fixed time each:
 //!   - DIRECT to the apiserver with the cluster admin client certificate;
+//!   - RELAY: exactly the direct path's client (admin certificate, TLS end to end with the
+//!     apiserver) through a plain TCP relay in its own process (this binary re-executed as
+//!     `tether-bench-proxy relay`), which only copies bytes: no TLS, no HTTP. RELAY − DIRECT
+//!     is the floor of any proxy in a separate process on this machine (two extra loopback
+//!     hops and the wake-ups of one more process, no TLS or HTTP work);
 //!   - IMPERSONATED DIRECT to the apiserver with the agent's own ServiceAccount token and
 //!     exactly the `Impersonate-*` headers the proxy sets for alice (computed by the agent's
 //!     own [`apply_identity`] from alice's token claims): what the apiserver does for a
@@ -18,8 +23,10 @@
 //!   (one reqwest client each, prior knowledge over TLS). The measurement runs in rounds;
 //!   each round runs every level on every path (the path order rotates per round), so
 //!   background noise hits all paths alike, and the report gives the medians of the rounds.
-//!   CPU time of the bench client, the agent, the apiserver and etcd is read from `/proc`
-//!   around every run and reported per request;
+//!   CPU time of the bench client, the agent, the relay, the apiserver and etcd is read from
+//!   `/proc` around every run and reported per request. With `--pin`, the apiserver and etcd
+//!   run on CPU 0 and the bench client, the agent and the relay on CPU 1 (a control plane on
+//!   its own CPUs, the proxy on a worker node);
 //! * the agent's resident memory idle and with N watches requested through the proxy
 //!   (HTTP/2, [`STREAMS_PER_CONNECTION`] streams per connection), the open ones checked live
 //!   by one change. Watches that get no response headers within 1 s are counted as stalled
@@ -37,15 +44,17 @@ mod procstat;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io::Read as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::ExitCode;
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use base64::Engine as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use procstat::{Cpu, child_with_args, rss_median};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -59,6 +68,8 @@ use tether_e2e::{
     Agent, Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpClient, IdpOptions, LoginHub, Pkce,
     TestDir, UpstreamIdp, agent, form_login_via, free_port, workspace_bin,
 };
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -109,10 +120,21 @@ const SETTLE: Duration = Duration::from_secs(2);
 const MAX_WATCHES: u64 = 5_000;
 /// The namespace and ServiceAccount of the agent (as `join` installs it).
 const AGENT_SERVICE_ACCOUNT: &str = "tether-agent";
+/// Upper bound for the relay to listen after it is started.
+const RELAY_READY_LIMIT: Duration = Duration::from_secs(10);
+/// Upper bound for one `taskset` call.
+const TASKSET_LIMIT: Duration = Duration::from_secs(10);
+/// With `--pin`: the CPU of the apiserver and etcd, and that of the bench client, the agent
+/// and the relay.
+const CONTROL_PLANE_CPU: usize = 0;
+const WORKER_CPU: usize = 1;
 
-/// Added latency and throughput of the agent's proxy, and its memory per watch.
+/// Added latency and throughput of the agent's proxy (against the apiserver direct, direct
+/// with the proxy's impersonation, and through a plain TCP relay: the floor of any proxy in
+/// a separate process), and its memory per watch.
 #[derive(Debug, Parser)]
-#[command(name = "tether-bench-proxy", version, about, long_about = None)]
+#[command(name = "tether-bench-proxy", version, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
     /// Seconds measured per path, concurrency level and round (a cluster token lives 60 s;
     /// a fresh one is fetched before every proxy run).
@@ -124,11 +146,39 @@ struct Args {
     /// Watches held open through the proxy for the memory figure.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_WATCHES))]
     watches: u64,
+    /// Pin (every thread, with `taskset`) kube-apiserver and etcd to CPU 0 and the bench
+    /// client, the agent and the relay to CPU 1, once the processes are up: the apiserver on
+    /// its own control-plane CPU, the proxy on a worker. Needs at least 2 CPUs.
+    #[arg(long)]
+    pin: bool,
+    /// Internal modes of this binary (hidden).
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+/// What this binary runs as besides the benchmark.
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// The plain TCP relay of the relay path (started by the benchmark itself): copies bytes
+    /// between each accepted connection and a new one to UPSTREAM, TCP_NODELAY on both, on
+    /// one thread; exits when its stdin hits EOF (the benchmark holds the other end).
+    #[command(hide = true)]
+    Relay {
+        /// Where to accept connections.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Where to forward each of them.
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    harness::main_with("tether-bench-proxy", run(&args))
+    match args.mode {
+        Some(Mode::Relay { listen, upstream }) => relay_main(listen, upstream),
+        None => harness::main_with("tether-bench-proxy", run(&args)),
+    }
 }
 
 /// The whole benchmark: processes, latency levels, watches, report.
@@ -137,11 +187,30 @@ async fn run(args: &Args) -> Result<()> {
     let watches = usize::try_from(args.watches).context("--watches")?;
     let rounds = usize::try_from(args.rounds).context("--rounds")?;
     let duration = Duration::from_secs(args.seconds);
+    // Read before any pinning: afterwards this process may use one CPU only.
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    if args.pin {
+        ensure!(
+            cores >= 2,
+            "--pin needs at least 2 CPUs (CPU {CONTROL_PLANE_CPU} for the apiserver and etcd, \
+             CPU {WORKER_CPU} for the rest); this process may use {cores}"
+        );
+    }
     let stack = tokio::time::timeout(SETUP_LIMIT, Stack::start())
         .await
         .map_err(|_| anyhow!("starting the processes took longer than {SETUP_LIMIT:?}"))??;
     let setup = started.elapsed();
-    eprintln!("stack up in {setup:.1?}; agent pid {}", stack.agent_pid);
+    eprintln!(
+        "stack up in {setup:.1?}; agent pid {}, relay pid {}",
+        stack.agent_pid, stack.relay.pid
+    );
+    let pinning = if args.pin {
+        let pinning = pin(&stack).await?;
+        eprintln!("pinned: {pinning}");
+        Some(pinning)
+    } else {
+        None
+    };
     let result = measure(&stack, duration, rounds, watches).await;
     if result.is_err() {
         eprintln!(
@@ -152,7 +221,66 @@ async fn run(args: &Args) -> Result<()> {
     let mut report = result?;
     report.setup = setup;
     report.wall = started.elapsed();
+    report.cores = cores;
+    report.pinning = pinning;
     report.print(duration, &stack.agent_bin);
+    Ok(())
+}
+
+/// Pins (every thread of) the apiserver and etcd to [`CONTROL_PLANE_CPU`] and this process,
+/// the agent and the relay to [`WORKER_CPU`]; threads created later inherit the affinity of
+/// their creator. The hub and the IdP, idle during the runs, are left alone. Returns what it
+/// did, for the report.
+async fn pin(stack: &Stack) -> Result<String> {
+    let apiserver = stack.apiserver_pid()?;
+    let etcd = stack.etcd_pid()?;
+    let control_plane = [("kube-apiserver", apiserver), ("etcd", etcd)];
+    let worker = [
+        ("bench client", std::process::id()),
+        ("agent", stack.agent_pid),
+        ("relay", stack.relay.pid),
+    ];
+    for (cpu, procs) in [
+        (CONTROL_PLANE_CPU, &control_plane[..]),
+        (WORKER_CPU, &worker[..]),
+    ] {
+        for (name, pid) in procs {
+            taskset(cpu, *pid)
+                .await
+                .with_context(|| format!("pinning {name} (pid {pid}) to CPU {cpu}"))?;
+        }
+    }
+    let list = |procs: &[(&str, u32)]| {
+        procs
+            .iter()
+            .map(|(name, pid)| format!("{name} ({pid})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(format!(
+        "CPU {CONTROL_PLANE_CPU}: {}; CPU {WORKER_CPU}: {} (hub and IdP unpinned)",
+        list(&control_plane),
+        list(&worker)
+    ))
+}
+
+/// `taskset -a -p -c CPU PID`: every current thread of `pid` to `cpu` only.
+async fn taskset(cpu: usize, pid: u32) -> Result<()> {
+    let run = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(TASKSET_LIMIT, run)
+        .await
+        .map_err(|_| anyhow!("taskset took longer than {TASKSET_LIMIT:?}"))?
+        .context("running taskset (util-linux)")?;
+    ensure!(
+        out.status.success(),
+        "taskset -a -p -c {cpu} {pid}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(())
 }
 
@@ -168,10 +296,12 @@ async fn measure(
     eprintln!("agent RSS idle {idle_kib} KiB; warming up ...");
 
     let token = stack.cluster_token().await?;
+    // Indexed by `Path`.
     let mut routes = [
         Route::direct(&stack.spoke)?,
         Route::impersonated(stack, &token).await?,
         Route::proxy(stack, &token)?,
+        Route::relay(stack)?,
     ];
     for route in &routes {
         route.warm_up().await?;
@@ -179,7 +309,8 @@ async fn measure(
     let cpu = Procs::new(stack)?;
 
     // runs[level][path]: one Run per round.
-    let mut runs: Vec<[Vec<Run>; 3]> = LEVELS.iter().map(|_| Default::default()).collect();
+    let mut runs: Vec<[Vec<Run>; PATHS.len()]> =
+        LEVELS.iter().map(|_| Default::default()).collect();
     for round in 0..rounds {
         for (li, concurrency) in LEVELS.into_iter().enumerate() {
             for offset in 0..PATHS.len() {
@@ -202,7 +333,7 @@ async fn measure(
                 let run = Run::new(sample, before, after);
                 eprintln!(
                     "round {}/{rounds} c={concurrency:<3} {:<12} p50 {:.3} ms p99 {:.3} ms {:>6.0} req/s; \
-                     CPU µs/req client {:.0} agent {:.0} apiserver {:.0} etcd {:.0}",
+                     CPU µs/req client {:.0} agent {:.0} relay {:.0} apiserver {:.0} etcd {:.0}",
                     round + 1,
                     path.name(),
                     run.p50_ms,
@@ -212,6 +343,7 @@ async fn measure(
                     run.cpu_us_per_request[1],
                     run.cpu_us_per_request[2],
                     run.cpu_us_per_request[3],
+                    run.cpu_us_per_request[4],
                 );
                 runs[li][path as usize].push(run);
             }
@@ -237,32 +369,38 @@ async fn measure(
         memory,
         setup: Duration::ZERO,
         wall: Duration::ZERO,
+        cores: 0,
+        pinning: None,
     })
 }
 
 /// The processes whose CPU time is read around every run, in [`CPU_NAMES`] order.
 #[derive(Debug)]
-struct Procs([Cpu; 4]);
+struct Procs([Cpu; PROCS]);
 
+/// How many processes [`Procs`] reads.
+const PROCS: usize = 5;
 /// What [`Procs`] reads, in order.
-const CPU_NAMES: [&str; 4] = ["bench client", "agent", "apiserver", "etcd"];
+const CPU_NAMES: [&str; PROCS] = ["bench client", "agent", "relay", "apiserver", "etcd"];
+/// The agent's and the relay's index in [`CPU_NAMES`].
+const AGENT_CPU: usize = 1;
+const RELAY_CPU: usize = 2;
 
 impl Procs {
-    /// This process, the agent, the spoke's apiserver and etcd (found by their arguments).
+    /// This process, the agent, the relay, the spoke's apiserver and etcd.
     fn new(stack: &Stack) -> Result<Self> {
-        let apiserver = child_with_args(&[&format!("--secure-port={}", stack.spoke.port())])?;
-        let etcd = child_with_args(&["--listen-client-urls", &stack.spoke.etcd().url()])?;
         Ok(Self([
             Cpu::new(std::process::id())?,
             Cpu::new(stack.agent_pid)?,
-            Cpu::new(apiserver)?,
-            Cpu::new(etcd)?,
+            Cpu::new(stack.relay.pid)?,
+            Cpu::new(stack.apiserver_pid()?)?,
+            Cpu::new(stack.etcd_pid()?)?,
         ]))
     }
 
     /// CPU seconds used so far by each.
-    fn seconds(&self) -> Result<[f64; 4]> {
-        let mut out = [0.0; 4];
+    fn seconds(&self) -> Result<[f64; PROCS]> {
+        let mut out = [0.0; PROCS];
         for (slot, cpu) in out.iter_mut().zip(&self.0) {
             *slot = cpu.seconds()?;
         }
@@ -270,9 +408,10 @@ impl Procs {
     }
 }
 
-/// The processes, in drop order: the agent first, the test directory last.
+/// The processes, in drop order: the relay and the agent first, the test directory last.
 #[derive(Debug)]
 struct Stack {
+    relay: Relay,
     agent: Agent,
     spoke: Cluster,
     _etcd: Etcd,
@@ -354,7 +493,9 @@ impl Stack {
             ])
             .await?;
         let agent_sa_token = Secret::new(agent_sa_token.trim());
+        let relay = Relay::start(spoke.port()).await?;
         Ok(Self {
+            relay,
             agent,
             spoke,
             _etcd: etcd,
@@ -367,6 +508,16 @@ impl Stack {
             proxy_ca_pem,
             agent_sa_token,
         })
+    }
+
+    /// The pid of the spoke's kube-apiserver (a child of this process, found by its port).
+    fn apiserver_pid(&self) -> Result<u32> {
+        child_with_args(&[&format!("--secure-port={}", self.spoke.port())])
+    }
+
+    /// The pid of the spoke's etcd (a child of this process, found by its client URL).
+    fn etcd_pid(&self) -> Result<u32> {
+        child_with_args(&["--listen-client-urls", &self.spoke.etcd().url()])
     }
 
     /// alice's token for the spoke: authorize at the hub, form login at the IdP, code
@@ -448,7 +599,144 @@ impl Stack {
         Ok(json)
     }
 }
-/// The three ways to the configmap.
+
+/// The TCP relay of the relay path: this binary re-executed as `tether-bench-proxy relay`.
+/// Killed on drop; it also exits by itself when its stdin (held here) hits EOF, so it never
+/// outlives the benchmark, however that ends.
+#[derive(Debug)]
+struct Relay {
+    _child: Child,
+    pid: u32,
+    /// `https://127.0.0.1:PORT`: the apiserver's certificate names 127.0.0.1, so the direct
+    /// path's client verifies it through the relay as it does direct.
+    url: String,
+}
+
+impl Relay {
+    /// Starts the relay to the apiserver on `upstream_port`; waits until it accepts
+    /// connections (at most [`RELAY_READY_LIMIT`]).
+    async fn start(upstream_port: u16) -> Result<Self> {
+        let port = free_port()?;
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let upstream = SocketAddr::from(([127, 0, 0, 1], upstream_port));
+        let exe = std::env::current_exe().context("locating this binary to start the relay")?;
+        let mut child = Command::new(&exe)
+            .arg("relay")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--upstream")
+            .arg(upstream.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting the relay ({} relay)", exe.display()))?;
+        let pid = child.id().context("the relay exited at once")?;
+        let deadline = Instant::now() + RELAY_READY_LIMIT;
+        loop {
+            if let Some(status) = child.try_wait().context("polling the relay")? {
+                bail!("the relay exited before listening on {listen}: {status}");
+            }
+            // The probe connection is relayed to the apiserver and closed at once.
+            let probe = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(listen));
+            if let Ok(Ok(_)) = probe.await {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the relay did not listen on {listen} within {RELAY_READY_LIMIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self {
+            _child: child,
+            pid,
+            url: format!("https://{listen}"),
+        })
+    }
+}
+
+/// The relay mode: [`relay`] on a single-threaded runtime, until stdin hits EOF.
+fn relay_main(listen: SocketAddr, upstream: SocketAddr) -> ExitCode {
+    // The benchmark holds the write end of stdin: EOF means it is gone (whatever killed it),
+    // and the relay goes too. A plain thread, blocked in read(2), uses no CPU meanwhile.
+    let watcher = std::thread::Builder::new()
+        .name("stdin-eof".into())
+        .spawn(|| {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0_u8; 64];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => std::process::exit(0),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => std::process::exit(0),
+                }
+            }
+        });
+    if let Err(e) = watcher {
+        eprintln!("tether-bench-proxy relay: cannot watch stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(relay(listen, upstream)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tether-bench-proxy relay: FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Accepts on `listen` and relays each connection to `upstream` (runs until killed).
+async fn relay(listen: SocketAddr, upstream: SocketAddr) -> Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    loop {
+        match listener.accept().await {
+            Ok((client, _)) => {
+                tokio::spawn(relay_one(client, upstream));
+            }
+            Err(e) => {
+                // E.g. out of file descriptors: later accepts may succeed again.
+                eprintln!("tether-bench-proxy relay: accepting on {listen}: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Copies bytes both ways between `client` and a new connection to `upstream`, TCP_NODELAY
+/// on both, until either side closes or fails; both are closed on return.
+async fn relay_one(mut client: TcpStream, upstream: SocketAddr) {
+    let connected = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(upstream)).await;
+    let mut server = match connected {
+        Ok(Ok(server)) => server,
+        Ok(Err(e)) => {
+            eprintln!("tether-bench-proxy relay: connecting to {upstream}: {e}");
+            return;
+        }
+        Err(_) => {
+            eprintln!(
+                "tether-bench-proxy relay: connecting to {upstream}: no answer in {REQUEST_TIMEOUT:?}"
+            );
+            return;
+        }
+    };
+    if client.set_nodelay(true).is_err() || server.set_nodelay(true).is_err() {
+        return;
+    }
+    // Resets at the end of the benchmark are expected: errors just close both sides.
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+}
+
+/// The four ways to the configmap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
     /// Straight to the apiserver with the cluster admin client certificate.
@@ -458,10 +746,12 @@ enum Path {
     Impersonated = 1,
     /// Through the agent's proxy with alice's cluster token.
     Proxy = 2,
+    /// The direct path's client through a plain TCP relay in its own process.
+    Relay = 3,
 }
 
 /// Every path, in the order of the first round (later rounds rotate it).
-const PATHS: [Path; 3] = [Path::Direct, Path::Impersonated, Path::Proxy];
+const PATHS: [Path; 4] = [Path::Direct, Path::Relay, Path::Impersonated, Path::Proxy];
 
 impl Path {
     /// Its name in the JSON summary and the progress lines.
@@ -470,6 +760,7 @@ impl Path {
             Self::Direct => "direct",
             Self::Impersonated => "impersonated",
             Self::Proxy => "proxy",
+            Self::Relay => "relay",
         }
     }
 }
@@ -492,6 +783,18 @@ impl Route {
             path: Path::Direct,
             client: h2_client(&spoke.ca_pem(), Some((&cert.cert_pem, &cert.key_pem)))?,
             base: spoke.api_url(),
+            headers: HeaderMap::new(),
+        })
+    }
+
+    /// The direct path's client (admin certificate, TLS end to end with the apiserver)
+    /// through the relay.
+    fn relay(stack: &Stack) -> Result<Self> {
+        let cert = stack.spoke.admin_cert();
+        Ok(Self {
+            path: Path::Relay,
+            client: h2_client(&stack.spoke.ca_pem(), Some((&cert.cert_pem, &cert.key_pem)))?,
+            base: stack.relay.url.clone(),
             headers: HeaderMap::new(),
         })
     }
@@ -897,21 +1200,21 @@ struct Run {
     p99_ms: f64,
     req_per_s: f64,
     /// CPU seconds per second of each process of [`CPU_NAMES`] during the run.
-    cpu_s_per_s: [f64; 4],
+    cpu_s_per_s: [f64; PROCS],
     /// CPU microseconds per request of each process of [`CPU_NAMES`].
-    cpu_us_per_request: [f64; 4],
+    cpu_us_per_request: [f64; PROCS],
 }
 
 impl Run {
     /// The figures of `sample`, with the CPU times read before and after it.
-    fn new(sample: Sample, cpu_before: [f64; 4], cpu_after: [f64; 4]) -> Self {
+    fn new(sample: Sample, cpu_before: [f64; PROCS], cpu_after: [f64; PROCS]) -> Self {
         let seconds = sample.elapsed.as_secs_f64();
         let requests = sample.latencies.len();
         #[allow(clippy::cast_precision_loss)]
         let n = requests.max(1) as f64;
-        let mut cpu_s_per_s = [0.0; 4];
-        let mut cpu_us_per_request = [0.0; 4];
-        for i in 0..4 {
+        let mut cpu_s_per_s = [0.0; PROCS];
+        let mut cpu_us_per_request = [0.0; PROCS];
+        for i in 0..PROCS {
             let used = cpu_after[i] - cpu_before[i];
             cpu_s_per_s[i] = used / seconds;
             cpu_us_per_request[i] = used * 1e6 / n;
@@ -939,8 +1242,8 @@ impl Run {
     }
 }
 
-/// `{"bench_client": .., "agent": .., "apiserver": .., "etcd": ..}`.
-fn cpu_json(values: &[f64; 4]) -> Value {
+/// `{"bench_client": .., "agent": .., "relay": .., "apiserver": .., "etcd": ..}`.
+fn cpu_json(values: &[f64; PROCS]) -> Value {
     let map: serde_json::Map<String, Value> = CPU_NAMES
         .iter()
         .zip(values)
@@ -967,8 +1270,8 @@ struct PathFigures {
     p50_ms: f64,
     p99_ms: f64,
     req_per_s: f64,
-    cpu_s_per_s: [f64; 4],
-    cpu_us_per_request: [f64; 4],
+    cpu_s_per_s: [f64; PROCS],
+    cpu_us_per_request: [f64; PROCS],
 }
 
 impl PathFigures {
@@ -1000,16 +1303,16 @@ impl PathFigures {
     }
 }
 
-/// The three paths at one concurrency.
+/// The four paths at one concurrency.
 #[derive(Debug)]
 struct Level {
     concurrency: usize,
     /// Indexed by [`Path`].
-    paths: [PathFigures; 3],
+    paths: [PathFigures; PATHS.len()],
 }
 
 impl Level {
-    fn new(concurrency: usize, runs: [Vec<Run>; 3]) -> Self {
+    fn new(concurrency: usize, runs: [Vec<Run>; PATHS.len()]) -> Self {
         Self {
             concurrency,
             paths: runs.map(PathFigures::new),
@@ -1079,6 +1382,10 @@ struct Report {
     memory: WatchMemory,
     setup: Duration,
     wall: Duration,
+    /// CPUs this process could use before any pinning.
+    cores: usize,
+    /// What `--pin` pinned (None without it).
+    pinning: Option<String>,
 }
 
 /// Targets from the issue.
@@ -1099,55 +1406,84 @@ impl Report {
             agent_bin.display(),
             duration.as_secs(),
             self.rounds,
-            std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+            self.cores,
+        );
+        match &self.pinning {
+            Some(pinning) => println!("pinning (--pin): {pinning}"),
+            None => println!("pinning: none (every process may run on any CPU; --pin pins them)"),
+        }
+        println!(
+            "paths: dir = direct (admin client cert); rel = TCP relay (direct's client, TLS end to end, \
+             through a byte-copying relay process: the floor of any proxy in a separate process here); \
+             imp = impersonated direct (agent SA token + the proxy's Impersonate-* headers); \
+             prx = through the proxy (alice's cluster token)"
         );
         println!(
-            "paths: dir = direct (admin client cert); imp = impersonated direct (agent SA token + \
-             the proxy's Impersonate-* headers); prx = through the proxy (alice's cluster token)"
-        );
-        println!(
-            "{:>4} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6} | {:>9} {:>6} | targets",
+            "{:>4} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6}   (ms, req/s)",
             "conc",
             "dir p50",
             "dir p99",
             "dir/s",
+            "rel p50",
+            "rel p99",
+            "rel/s",
             "imp p50",
             "imp p99",
             "imp/s",
             "prx p50",
             "prx p99",
             "prx/s",
-            "+p50 ms",
-            "agent",
-            "apisrv",
-            "imp/dir",
-            "prx/dir",
-            "prx/imp",
-            "agent CPU",
-            "µs/req",
         );
         for l in &self.levels {
-            let [d, i, p] = &l.paths;
+            let [d, i, p, r] = &l.paths;
             println!(
-                "{:>4} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>7.3} | {:>5.1}% {:>5.1}% {:>5.1}% | {:>7.2}/s {:>6.0} | +p50<0.5ms {} ; >=90% {}",
+                "{:>4} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0}",
                 l.concurrency,
                 d.p50_ms,
                 d.p99_ms,
                 d.req_per_s,
+                r.p50_ms,
+                r.p99_ms,
+                r.req_per_s,
                 i.p50_ms,
                 i.p99_ms,
                 i.req_per_s,
                 p.p50_ms,
                 p.p99_ms,
                 p.req_per_s,
+            );
+        }
+        println!(
+            "{:>4} | {:>7} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>7} {:>7} | {:>9} {:>6} | targets",
+            "conc",
+            "+p50 ms",
+            "agent",
+            "apisrv",
+            "relay",
+            "imp/dir",
+            "prx/dir",
+            "prx/imp",
+            "rel/dir",
+            "prx/rel",
+            "agent CPU",
+            "µs/req",
+        );
+        for l in &self.levels {
+            let p = l.path(Path::Proxy);
+            println!(
+                "{:>4} | {:>7.3} {:>7.3} {:>7.3} {:>7.3} | {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% | {:>7.2}/s {:>6.0} | +p50<0.5ms {} ; >=90% {}",
+                l.concurrency,
                 l.added_ms(Path::Proxy, Path::Direct, false),
                 l.added_ms(Path::Proxy, Path::Impersonated, false),
                 l.added_ms(Path::Impersonated, Path::Direct, false),
+                l.added_ms(Path::Relay, Path::Direct, false),
                 l.throughput_pct(Path::Impersonated, Path::Direct),
                 l.throughput_pct(Path::Proxy, Path::Direct),
                 l.throughput_pct(Path::Proxy, Path::Impersonated),
-                p.cpu_s_per_s[1],
-                p.cpu_us_per_request[1],
+                l.throughput_pct(Path::Relay, Path::Direct),
+                l.throughput_pct(Path::Proxy, Path::Relay),
+                p.cpu_s_per_s[AGENT_CPU],
+                p.cpu_us_per_request[AGENT_CPU],
                 if l.p50_target_met() { "met" } else { "MISSED" },
                 if l.throughput_target_met() {
                     "met"
@@ -1157,17 +1493,25 @@ impl Report {
             );
         }
         println!(
-            "(+p50 ms: prx-dir, of which agent = prx-imp and apisrv = imp-dir; agent CPU during the proxy runs)"
+            "(+p50 ms: prx-dir, of which agent = prx-imp and apisrv = imp-dir; relay = rel-dir, the \
+             floor of a separate-process proxy; %: throughput ratios; agent CPU during the proxy runs)"
         );
         println!(
-            "CPU per request, µs (medians of rounds) | {:>4} | {:<12} | {:>12} {:>7} {:>9} {:>6} {:>7}",
-            "conc", "path", CPU_NAMES[0], CPU_NAMES[1], CPU_NAMES[2], CPU_NAMES[3], "total"
+            "CPU per request, µs (medians of rounds) | {:>4} | {:<12} | {:>12} {:>7} {:>7} {:>9} {:>6} {:>7}",
+            "conc",
+            "path",
+            CPU_NAMES[0],
+            CPU_NAMES[1],
+            CPU_NAMES[2],
+            CPU_NAMES[3],
+            CPU_NAMES[4],
+            "total"
         );
         for l in &self.levels {
             for path in PATHS {
                 let c = &l.path(path).cpu_us_per_request;
                 println!(
-                    "{:>39} | {:>4} | {:<12} | {:>12.0} {:>7.0} {:>9.0} {:>6.0} {:>7.0}",
+                    "{:>39} | {:>4} | {:<12} | {:>12.0} {:>7.0} {:>7.0} {:>9.0} {:>6.0} {:>7.0}",
                     "",
                     l.concurrency,
                     path.name(),
@@ -1175,6 +1519,7 @@ impl Report {
                     c[1],
                     c[2],
                     c[3],
+                    c[4],
                     c.iter().sum::<f64>()
                 );
             }
@@ -1223,11 +1568,13 @@ impl Report {
             .iter()
             .map(|l| {
                 let proxy = l.path(Path::Proxy);
+                let relay = l.path(Path::Relay);
                 json!({
                     "concurrency": l.concurrency,
                     "direct": l.path(Path::Direct).json(),
                     "impersonated_direct": l.path(Path::Impersonated).json(),
                     "proxy": proxy.json(),
+                    "relay": relay.json(),
                     "added_p50_ms": l.added_ms(Path::Proxy, Path::Direct, false),
                     "added_p99_ms": l.added_ms(Path::Proxy, Path::Direct, true),
                     "agent_added_p50_ms": l.added_ms(Path::Proxy, Path::Impersonated, false),
@@ -1237,8 +1584,14 @@ impl Report {
                     "proxy_throughput_pct_of_direct": l.throughput_pct(Path::Proxy, Path::Direct),
                     "impersonated_throughput_pct_of_direct": l.throughput_pct(Path::Impersonated, Path::Direct),
                     "proxy_throughput_pct_of_impersonated": l.throughput_pct(Path::Proxy, Path::Impersonated),
-                    "agent_cpu_s_per_s": proxy.cpu_s_per_s[1],
-                    "agent_cpu_us_per_request": proxy.cpu_us_per_request[1],
+                    "agent_cpu_s_per_s": proxy.cpu_s_per_s[AGENT_CPU],
+                    "agent_cpu_us_per_request": proxy.cpu_us_per_request[AGENT_CPU],
+                    "relay_added_p50_ms": l.added_ms(Path::Relay, Path::Direct, false),
+                    "relay_added_p99_ms": l.added_ms(Path::Relay, Path::Direct, true),
+                    "relay_throughput_pct_of_direct": l.throughput_pct(Path::Relay, Path::Direct),
+                    "proxy_throughput_pct_of_relay": l.throughput_pct(Path::Proxy, Path::Relay),
+                    "relay_cpu_s_per_s": relay.cpu_s_per_s[RELAY_CPU],
+                    "relay_cpu_us_per_request": relay.cpu_us_per_request[RELAY_CPU],
                     "target_added_p50_met": l.p50_target_met(),
                     "target_throughput_met": l.throughput_target_met(),
                 })
@@ -1253,7 +1606,11 @@ impl Report {
                 "direct": "apiserver, cluster admin client certificate",
                 "impersonated_direct": "apiserver, the agent's ServiceAccount token and the proxy's Impersonate-* headers for alice",
                 "proxy": "the agent's proxy, alice's cluster token",
+                "relay": "the direct path's client (admin client certificate, TLS end to end with the apiserver) through a plain TCP relay in its own process (one thread, TCP_NODELAY, bytes copied both ways; no TLS, no HTTP): the floor of any proxy in a separate process on this machine (two extra loopback hops and wake-ups)",
             },
+            "cores": self.cores,
+            "pinned": self.pinning.is_some(),
+            "pinning": self.pinning,
             "seconds_per_level": duration.as_secs(),
             "rounds": self.rounds,
             "figures": "medians of the rounds",
