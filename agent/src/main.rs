@@ -147,7 +147,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(tether_agent::log_writer::Stderr)
         // Colours only on a terminal (and never with NO_COLOR): logs in files and
         // pipes stay plain text.
         .with_ansi(

@@ -92,6 +92,9 @@ impl ProxyListener {
             .map(|proxy| {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    // Log lines (the audit records) batched on this thread go out before
+                    // it waits for I/O: after the responses, together under load.
+                    .on_thread_park(crate::log_writer::flush_this_thread)
                     .build()
                     .map_err(|e| {
                         SetupError::Config(format!("cannot start a proxy worker's runtime: {e}"))
@@ -207,6 +210,7 @@ fn run_worker(
     mut accepted: mpsc::UnboundedReceiver<Accepted>,
 ) {
     let Worker { runtime, proxy } = worker;
+    crate::log_writer::batch_this_thread();
     runtime.block_on(async move {
         while let Some(Accepted { tcp, peer, closing }) = accepted.recv().await {
             match TcpStream::from_std(tcp) {
@@ -223,6 +227,8 @@ fn run_worker(
             }
         }
     });
+    drop(runtime);
+    crate::log_writer::flush_this_thread();
 }
 
 async fn serve_connection(
