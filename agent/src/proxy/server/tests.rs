@@ -235,20 +235,40 @@ async fn harness() -> Harness {
     );
     let (tx_verifier, rx_verifier) = watch::channel(Some(Arc::new(verifier)));
     let (tx_revocations, rx_revocations) = watch::channel(Arc::new(RevocationList::default()));
-    let auth = Arc::new(Authenticator::new(
-        rx_verifier,
-        rx_revocations,
-        Arc::new(SystemClock),
-    ));
+    let auth = Authenticator::new(rx_verifier, rx_revocations, Arc::new(SystemClock));
     // Every test runs through several workers, as the agent does.
-    let proxies = (0..HARNESS_WORKERS)
+    let (listener, proxy_ca_pem) =
+        listener(&config, auth, HARNESS_WORKERS, &dir.path().join("state")).await;
+    let proxy_addr = listener.local_addr().unwrap();
+    tokio::spawn(listener.serve(std::future::pending()));
+    Harness {
+        fake,
+        proxy_addr,
+        proxy_ca_pem,
+        key,
+        token_file,
+        _dir: dir,
+        _verifier: tx_verifier,
+        _revocations: tx_revocations,
+    }
+}
+
+/// A listener on a free loopback port with `workers` proxies sharing `auth`, each with its
+/// own upstream to `config`; its certificate's CA (PEM).
+async fn listener(
+    config: &UpstreamConfig,
+    auth: Authenticator,
+    workers: usize,
+    state: &std::path::Path,
+) -> (ProxyListener, String) {
+    let auth = Arc::new(auth);
+    let proxies = (0..workers)
         .map(|_| {
-            let upstream = Upstream::new(&config, Duration::ZERO).unwrap();
+            let upstream = Upstream::new(config, Duration::ZERO).unwrap();
             Arc::new(Proxy::new(auth.clone(), Arc::new(AllowAll), upstream))
         })
         .collect();
-
-    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
+    let cert = ServerCert::generated(state, &["127.0.0.1".to_owned()]).unwrap();
     let listener = ProxyListener::bind_workers(
         "127.0.0.1:0".parse().unwrap(),
         cert.server_config().unwrap(),
@@ -256,18 +276,7 @@ async fn harness() -> Harness {
     )
     .await
     .unwrap();
-    let proxy_addr = listener.local_addr().unwrap();
-    tokio::spawn(listener.serve(std::future::pending()));
-    Harness {
-        fake,
-        proxy_addr,
-        proxy_ca_pem: cert.ca_pem,
-        key,
-        token_file,
-        _dir: dir,
-        _verifier: tx_verifier,
-        _revocations: tx_revocations,
-    }
+    (listener, cert.ca_pem)
 }
 
 impl Harness {
@@ -622,7 +631,6 @@ async fn unreachable_apiserver_is_502() {
         h.token_file.clone(),
     )
     .unwrap();
-    let upstream = Upstream::new(&config, Duration::ZERO).unwrap();
     let key = SigningKey::generate(Algorithm::Es256).unwrap();
     let jwks = [key.public_jwk()].into_iter().collect();
     let verifier = Verifier::new(
@@ -631,24 +639,18 @@ async fn unreachable_apiserver_is_502() {
     );
     let (_tv, rv) = watch::channel(Some(Arc::new(verifier)));
     let (_tr, rr) = watch::channel(Arc::new(RevocationList::default()));
-    let proxy = Arc::new(Proxy::new(
+    let (listener, proxy_ca_pem) = listener(
+        &config,
         Authenticator::new(rv, rr, Arc::new(SystemClock)),
-        Arc::new(AllowAll),
-        upstream,
-    ));
-    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
-    let listener = ProxyListener::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        cert.server_config().unwrap(),
-        proxy,
+        1,
+        &dir.path().join("state"),
     )
-    .await
-    .unwrap();
+    .await;
     let addr = listener.local_addr().unwrap();
     tokio::spawn(listener.serve(std::future::pending()));
     let other = Harness {
         proxy_addr: addr,
-        proxy_ca_pem: cert.ca_pem,
+        proxy_ca_pem,
         key,
         ..h
     };
@@ -676,24 +678,18 @@ async fn no_keys_yet_is_503() {
         h.token_file.clone(),
     )
     .unwrap();
-    let proxy = Arc::new(Proxy::new(
+    let (listener, proxy_ca_pem) = listener(
+        &config,
         Authenticator::new(rv, rr, Arc::new(SystemClock)),
-        Arc::new(AllowAll),
-        Upstream::new(&config, Duration::ZERO).unwrap(),
-    ));
-    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
-    let listener = ProxyListener::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        cert.server_config().unwrap(),
-        proxy,
+        1,
+        &dir.path().join("state"),
     )
-    .await
-    .unwrap();
+    .await;
     let addr = listener.local_addr().unwrap();
     tokio::spawn(listener.serve(std::future::pending()));
     let other = Harness {
         proxy_addr: addr,
-        proxy_ca_pem: cert.ca_pem,
+        proxy_ca_pem,
         ..h
     };
     let mut client = other.http1().await;
@@ -777,7 +773,7 @@ async fn shutdown_drains_and_stops_every_worker() {
         VerifyOptions::new(ISSUER, AUDIENCE),
     ))));
     let (_tr, rr) = watch::channel(Arc::new(RevocationList::default()));
-    let auth = Arc::new(Authenticator::new(rv, rr, Arc::new(SystemClock)));
+    let auth = Authenticator::new(rv, rr, Arc::new(SystemClock));
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.crt");
     std::fs::write(&ca, &h.fake.ca_pem).unwrap();
@@ -787,20 +783,7 @@ async fn shutdown_drains_and_stops_every_worker() {
         h.token_file.clone(),
     )
     .unwrap();
-    let proxies = (0..2)
-        .map(|_| {
-            let upstream = Upstream::new(&config, Duration::ZERO).unwrap();
-            Arc::new(Proxy::new(auth.clone(), Arc::new(AllowAll), upstream))
-        })
-        .collect();
-    let cert = ServerCert::generated(&dir.path().join("state"), &["127.0.0.1".to_owned()]).unwrap();
-    let listener = ProxyListener::bind_workers(
-        "127.0.0.1:0".parse().unwrap(),
-        cert.server_config().unwrap(),
-        proxies,
-    )
-    .await
-    .unwrap();
+    let (listener, proxy_ca_pem) = listener(&config, auth, 2, &dir.path().join("state")).await;
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(listener.serve(async {
@@ -808,7 +791,7 @@ async fn shutdown_drains_and_stops_every_worker() {
     }));
     let other = Harness {
         proxy_addr: addr,
-        proxy_ca_pem: cert.ca_pem,
+        proxy_ca_pem,
         ..h
     };
     // Two idle keep-alive connections, one on each worker.
