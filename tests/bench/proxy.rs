@@ -4,7 +4,7 @@
 //! spoke kube-apiserver, `tether-agent run` with its proxy), then measures:
 //!
 //! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench` on four
-//!   paths, at concurrency 1, 16 and 64 for a fixed time each:
+//!   paths, at concurrency 1, 16 and 64 (or `--levels`) for a fixed time each:
 //!   - DIRECT to the apiserver with the cluster admin client certificate;
 //!   - RELAY: exactly the direct path's client (admin certificate, TLS end to end with the
 //!     apiserver) through a plain TCP relay in its own process (this binary re-executed as
@@ -98,8 +98,10 @@ kind: ConfigMap
 metadata: {name: bench, namespace: default}
 data: {replicas: "3", image: "registry.example/app:1.2.3", mode: "benchmark"}
 "#;
-/// Concurrency levels measured.
+/// Concurrency levels measured by default.
 const LEVELS: [usize; 3] = [1, 16, 64];
+/// The most concurrent clients one level may have.
+const MAX_CONCURRENCY: usize = 256;
 /// Requests per path before measuring (at concurrency 16).
 const WARMUP: usize = 500;
 /// Pause between two runs, so that one run's stragglers do not land in the next.
@@ -151,6 +153,10 @@ struct Args {
     /// its own control-plane CPU, the proxy on a worker. Needs at least 2 CPUs.
     #[arg(long)]
     pin: bool,
+    /// Concurrency levels, comma-separated (each 1 to 256), e.g. `--levels 1` to profile the
+    /// agent with one client only.
+    #[arg(long, value_delimiter = ',', default_values_t = LEVELS, value_parser = parse_level)]
+    levels: Vec<usize>,
     /// Internal modes of this binary (hidden).
     #[command(subcommand)]
     mode: Option<Mode>,
@@ -211,7 +217,7 @@ async fn run(args: &Args) -> Result<()> {
     } else {
         None
     };
-    let result = measure(&stack, duration, rounds, watches).await;
+    let result = measure(&stack, &args.levels, duration, rounds, watches).await;
     if result.is_err() {
         eprintln!(
             "--- last lines of the agent log ---\n{}",
@@ -225,6 +231,16 @@ async fn run(args: &Args) -> Result<()> {
     report.pinning = pinning;
     report.print(duration, &stack.agent_bin);
     Ok(())
+}
+
+/// One `--levels` entry: a number of concurrent clients, 1 to [`MAX_CONCURRENCY`].
+fn parse_level(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a number of concurrent clients from 1 to {MAX_CONCURRENCY}"
+        )),
+    }
 }
 
 /// Pins (every thread of) the apiserver and etcd to [`CONTROL_PLANE_CPU`] and this process,
@@ -287,6 +303,7 @@ async fn taskset(cpu: usize, pid: u32) -> Result<()> {
 /// Every phase, in order.
 async fn measure(
     stack: &Stack,
+    concurrency_levels: &[usize],
     duration: Duration,
     rounds: usize,
     watches: usize,
@@ -309,10 +326,12 @@ async fn measure(
     let cpu = Procs::new(stack)?;
 
     // runs[level][path]: one Run per round.
-    let mut runs: Vec<[Vec<Run>; PATHS.len()]> =
-        LEVELS.iter().map(|_| Default::default()).collect();
+    let mut runs: Vec<[Vec<Run>; PATHS.len()]> = concurrency_levels
+        .iter()
+        .map(|_| Default::default())
+        .collect();
     for round in 0..rounds {
-        for (li, concurrency) in LEVELS.into_iter().enumerate() {
+        for (li, &concurrency) in concurrency_levels.iter().enumerate() {
             for offset in 0..PATHS.len() {
                 let path = PATHS[(round + offset) % PATHS.len()];
                 if path == Path::Proxy {
@@ -350,8 +369,9 @@ async fn measure(
         }
     }
     drop(routes);
-    let levels = LEVELS
-        .into_iter()
+    let levels = concurrency_levels
+        .iter()
+        .copied()
         .zip(runs)
         .map(|(concurrency, runs)| Level::new(concurrency, runs))
         .collect();
