@@ -1,9 +1,10 @@
 //! `tether-bench-proxy`: the agent's impersonating proxy against the spoke apiserver it fronts.
 //!
 //! Starts real processes on loopback (the IdP, a hub logging users in through it, etcd, a
-//! spoke kube-apiserver, `tether-agent run` with its proxy), then measures:
+//! spoke kube-apiserver, `tether-agent run` with its proxy, a TCP relay and HAProxy), then
+//! measures:
 //!
-//! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench` on four
+//! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench` on five
 //!   paths, at concurrency 1, 16 and 64 (or `--levels`) for a fixed time each:
 //!   - DIRECT to the apiserver with the cluster admin client certificate;
 //!   - RELAY: exactly the direct path's client (admin certificate, TLS end to end with the
@@ -11,6 +12,16 @@
 //!     `tether-bench-proxy relay`), which only copies bytes: no TLS, no HTTP. RELAY − DIRECT
 //!     is the floor of any proxy in a separate process on this machine (two extra loopback
 //!     hops and the wake-ups of one more process, no TLS or HTTP work);
+//!   - HAPROXY: an industry reference, HAProxy (from the distribution, started here as
+//!     `haproxy -f CONFIG -db` with a config written to the test directory) terminating TLS
+//!     and HTTP/2 from the client and speaking HTTP/2 over TLS to the apiserver (verifying
+//!     it), with the same header work as the proxy and nothing else: it drops the client's
+//!     `Authorization`, `Impersonate-*` and `X-Remote-*` headers and adds the agent's
+//!     ServiceAccount token and exactly the `Impersonate-*` headers the proxy sets for alice
+//!     (fixed in the config, from alice's first token); no token verification, no audit, no
+//!     logging. As many threads as the agent has proxy workers. The client sends alice's
+//!     cluster token, as to the proxy (HAProxy discards it). PROXY − HAPROXY is what the
+//!     agent costs beyond a best-in-class HTTP/2 reverse proxy doing the same rewrite;
 //!   - IMPERSONATED DIRECT to the apiserver with the agent's own ServiceAccount token and
 //!     exactly the `Impersonate-*` headers the proxy sets for alice (computed by the agent's
 //!     own [`apply_identity`] from alice's token claims): what the apiserver does for a
@@ -23,19 +34,19 @@
 //!   (one reqwest client each, prior knowledge over TLS). The measurement runs in rounds;
 //!   each round runs every level on every path (the path order rotates per round), so
 //!   background noise hits all paths alike, and the report gives the medians of the rounds.
-//!   CPU time of the bench client, the agent, the relay, the apiserver and etcd is read from
-//!   `/proc` around every run and reported per request. With `--pin`, the apiserver and etcd
-//!   run on CPU 0 and the bench client, the agent and the relay on CPU 1 (a control plane on
-//!   its own CPUs, the proxy on a worker node);
+//!   CPU time of the bench client, the agent, the relay, HAProxy, the apiserver and etcd is
+//!   read from `/proc` around every run and reported per request. With `--pin`, the
+//!   apiserver and etcd run on CPU 0 and the bench client, the agent, the relay and HAProxy
+//!   on CPU 1 (a control plane on its own CPUs, the proxy on a worker node);
 //! * the agent's resident memory idle and with N watches requested through the proxy
 //!   (HTTP/2, [`STREAMS_PER_CONNECTION`] streams per connection), the open ones checked live
 //!   by one change. Watches that get no response headers within 1 s are counted as stalled
 //!   and kept pending while memory is sampled; a GET through the proxy probes whether the
 //!   proxy still serves other requests meanwhile. Stalls are reported, not fatal.
 //!
-//! Run it through `scripts/bench-proxy`, which raises the open-file limit and builds the
-//! binaries. Every phase is bounded in time; the processes (and the test directory) go away
-//! on drop, also on error or on SIGINT/SIGTERM.
+//! Run it through `scripts/bench-proxy`, which raises the open-file limit, installs HAProxy
+//! if it is missing and builds the binaries. Every phase is bounded in time; the processes
+//! (and the test directory) go away on drop, also on error or on SIGINT/SIGTERM.
 
 #[path = "harness.rs"]
 mod harness;
@@ -62,11 +73,12 @@ use tether_agent::proxy::auth::Identity;
 use tether_agent::proxy::identity::apply_identity;
 use tether_agent::proxy::impersonation::ImpersonationCheck;
 use tether_agent::proxy::status::ProxyError;
+use tether_agent::run::proxy::default_workers;
 use tether_common::secret::Secret;
 use tether_common::token::Claims;
 use tether_e2e::{
-    Agent, Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpClient, IdpOptions, LoginHub, Pkce,
-    TestDir, UpstreamIdp, agent, form_login_via, free_port, workspace_bin,
+    Agent, Ca, Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpClient, IdpOptions, LoginHub,
+    Pkce, ProcessGuard, TestDir, UpstreamIdp, agent, form_login_via, free_port, workspace_bin,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
@@ -124,16 +136,30 @@ const MAX_WATCHES: u64 = 5_000;
 const AGENT_SERVICE_ACCOUNT: &str = "tether-agent";
 /// Upper bound for the relay to listen after it is started.
 const RELAY_READY_LIMIT: Duration = Duration::from_secs(10);
+/// The HAProxy program (Debian installs it in /usr/sbin; `scripts/bench-proxy` installs it).
+const HAPROXY: &str = "haproxy";
+/// Upper bound for `haproxy -v`, and for HAProxy to listen after it is started.
+const HAPROXY_READY_LIMIT: Duration = Duration::from_secs(10);
+/// The name HAProxy sends as SNI to the apiserver and checks its certificate against (the
+/// spoke's serving certificate names 127.0.0.1 and localhost; HAProxy checks DNS names).
+const HAPROXY_UPSTREAM_NAME: &str = "localhost";
+/// HTTP/2 streams HAProxy allows per connection: as the agent's (hyper's) server.
+const HAPROXY_H2_STREAMS: usize = 200;
+/// HAProxy's `maxconn`, unless the open-file limit allows fewer (see [`haproxy_maxconn`]).
+const HAPROXY_MAXCONN: u64 = 20_000;
+/// Descriptors HAProxy keeps besides two per connection (listeners, pollers, pipes...).
+const HAPROXY_FD_RESERVE: u64 = 256;
 /// Upper bound for one `taskset` call.
 const TASKSET_LIMIT: Duration = Duration::from_secs(10);
-/// With `--pin`: the CPU of the apiserver and etcd, and that of the bench client, the agent
-/// and the relay.
+/// With `--pin`: the CPU of the apiserver and etcd, and that of the bench client, the agent,
+/// the relay and HAProxy.
 const CONTROL_PLANE_CPU: usize = 0;
 const WORKER_CPU: usize = 1;
 
 /// Added latency and throughput of the agent's proxy (against the apiserver direct, direct
-/// with the proxy's impersonation, and through a plain TCP relay: the floor of any proxy in
-/// a separate process), and its memory per watch.
+/// with the proxy's impersonation, through a plain TCP relay: the floor of any proxy in a
+/// separate process, and through HAProxy doing the same header rewrite), and its memory per
+/// watch.
 #[derive(Debug, Parser)]
 #[command(name = "tether-bench-proxy", version, long_about = None)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -149,8 +175,8 @@ struct Args {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_WATCHES))]
     watches: u64,
     /// Pin (every thread, with `taskset`) kube-apiserver and etcd to CPU 0 and the bench
-    /// client, the agent and the relay to CPU 1, once the processes are up: the apiserver on
-    /// its own control-plane CPU, the proxy on a worker. Needs at least 2 CPUs.
+    /// client, the agent, the relay and HAProxy to CPU 1, once the processes are up: the
+    /// apiserver on its own control-plane CPU, the proxy on a worker. Needs at least 2 CPUs.
     #[arg(long)]
     pin: bool,
     /// Concurrency levels, comma-separated (each 1 to 256), e.g. `--levels 1` to profile the
@@ -207,8 +233,11 @@ async fn run(args: &Args) -> Result<()> {
         .map_err(|_| anyhow!("starting the processes took longer than {SETUP_LIMIT:?}"))??;
     let setup = started.elapsed();
     eprintln!(
-        "stack up in {setup:.1?}; agent pid {}, relay pid {}",
-        stack.agent_pid, stack.relay.pid
+        "stack up in {setup:.1?}; agent pid {}, relay pid {}, haproxy pid {} ({})",
+        stack.agent_pid,
+        stack.relay.pid,
+        stack.haproxy.pid,
+        stack.haproxy.describe()
     );
     let pinning = if args.pin {
         let pinning = pin(&stack).await?;
@@ -229,6 +258,8 @@ async fn run(args: &Args) -> Result<()> {
     report.wall = started.elapsed();
     report.cores = cores;
     report.pinning = pinning;
+    report.haproxy_version.clone_from(&stack.haproxy.version);
+    report.haproxy_threads = stack.haproxy.threads;
     report.print(duration, &stack.agent_bin);
     Ok(())
 }
@@ -244,7 +275,7 @@ fn parse_level(s: &str) -> Result<usize, String> {
 }
 
 /// Pins (every thread of) the apiserver and etcd to [`CONTROL_PLANE_CPU`] and this process,
-/// the agent and the relay to [`WORKER_CPU`]; threads created later inherit the affinity of
+/// the agent, the relay and HAProxy to [`WORKER_CPU`]; threads created later inherit the affinity of
 /// their creator. The hub and the IdP, idle during the runs, are left alone. Returns what it
 /// did, for the report.
 async fn pin(stack: &Stack) -> Result<String> {
@@ -255,6 +286,7 @@ async fn pin(stack: &Stack) -> Result<String> {
         ("bench client", std::process::id()),
         ("agent", stack.agent_pid),
         ("relay", stack.relay.pid),
+        ("haproxy", stack.haproxy.pid),
     ];
     for (cpu, procs) in [
         (CONTROL_PLANE_CPU, &control_plane[..]),
@@ -319,6 +351,7 @@ async fn measure(
         Route::impersonated(stack, &token).await?,
         Route::proxy(stack, &token)?,
         Route::relay(stack)?,
+        Route::haproxy(stack, &token)?,
     ];
     for route in &routes {
         route.warm_up().await?;
@@ -352,7 +385,7 @@ async fn measure(
                 let run = Run::new(sample, before, after);
                 eprintln!(
                     "round {}/{rounds} c={concurrency:<3} {:<12} p50 {:.3} ms p99 {:.3} ms {:>6.0} req/s; \
-                     CPU µs/req client {:.0} agent {:.0} relay {:.0} apiserver {:.0} etcd {:.0}",
+                     CPU µs/req client {:.0} agent {:.0} relay {:.0} haproxy {:.0} apiserver {:.0} etcd {:.0}",
                     round + 1,
                     path.name(),
                     run.p50_ms,
@@ -363,6 +396,7 @@ async fn measure(
                     run.cpu_us_per_request[2],
                     run.cpu_us_per_request[3],
                     run.cpu_us_per_request[4],
+                    run.cpu_us_per_request[5],
                 );
                 runs[li][path as usize].push(run);
             }
@@ -391,6 +425,8 @@ async fn measure(
         wall: Duration::ZERO,
         cores: 0,
         pinning: None,
+        haproxy_version: String::new(),
+        haproxy_threads: 0,
     })
 }
 
@@ -399,20 +435,29 @@ async fn measure(
 struct Procs([Cpu; PROCS]);
 
 /// How many processes [`Procs`] reads.
-const PROCS: usize = 5;
+const PROCS: usize = 6;
 /// What [`Procs`] reads, in order.
-const CPU_NAMES: [&str; PROCS] = ["bench client", "agent", "relay", "apiserver", "etcd"];
-/// The agent's and the relay's index in [`CPU_NAMES`].
+const CPU_NAMES: [&str; PROCS] = [
+    "bench client",
+    "agent",
+    "relay",
+    "haproxy",
+    "apiserver",
+    "etcd",
+];
+/// The agent's, the relay's and HAProxy's index in [`CPU_NAMES`].
 const AGENT_CPU: usize = 1;
 const RELAY_CPU: usize = 2;
+const HAPROXY_CPU: usize = 3;
 
 impl Procs {
-    /// This process, the agent, the relay, the spoke's apiserver and etcd.
+    /// This process, the agent, the relay, HAProxy, the spoke's apiserver and etcd.
     fn new(stack: &Stack) -> Result<Self> {
         Ok(Self([
             Cpu::new(std::process::id())?,
             Cpu::new(stack.agent_pid)?,
             Cpu::new(stack.relay.pid)?,
+            Cpu::new(stack.haproxy.pid)?,
             Cpu::new(stack.apiserver_pid()?)?,
             Cpu::new(stack.etcd_pid()?)?,
         ]))
@@ -428,9 +473,11 @@ impl Procs {
     }
 }
 
-/// The processes, in drop order: the relay and the agent first, the test directory last.
+/// The processes, in drop order: HAProxy, the relay and the agent first, the test directory
+/// last.
 #[derive(Debug)]
 struct Stack {
+    haproxy: Haproxy,
     relay: Relay,
     agent: Agent,
     spoke: Cluster,
@@ -447,7 +494,8 @@ struct Stack {
 }
 
 impl Stack {
-    /// IdP, hub with login, etcd, spoke (RBAC, the configmap), join, agent with its proxy.
+    /// IdP, hub with login, etcd, spoke (RBAC, the configmap), join, agent with its proxy,
+    /// relay, HAProxy.
     async fn start() -> Result<Self> {
         tether_e2e::http::init_crypto();
         let dir = TestDir::new("bench-proxy")?;
@@ -514,7 +562,13 @@ impl Stack {
             .await?;
         let agent_sa_token = Secret::new(agent_sa_token.trim());
         let relay = Relay::start(spoke.port()).await?;
+        // HAProxy's headers are fixed in its config: those of alice's first token (the
+        // session id extra differs from later tokens' only in its value).
+        let headers = impersonation_headers(&agent_sa_token, &cluster_token(&hub).await?).await?;
+        // The agent was started without --proxy-workers, from this process (same CPUs).
+        let haproxy = Haproxy::start(&dir, &spoke, default_workers(), &headers).await?;
         Ok(Self {
+            haproxy,
             relay,
             agent,
             spoke,
@@ -540,84 +594,86 @@ impl Stack {
         child_with_args(&["--listen-client-urls", &self.spoke.etcd().url()])
     }
 
-    /// alice's token for the spoke: authorize at the hub, form login at the IdP, code
-    /// redemption, then token exchange with `audience=SPOKE`.
+    /// alice's token for the spoke (see [`cluster_token`]).
     async fn cluster_token(&self) -> Result<String> {
-        let pkce = Pkce::new()?;
-        let mut authorize = url::Url::parse(&format!("{}/authorize", self.hub.url()))?;
-        authorize
-            .query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", CLIENT_ID)
-            .append_pair("redirect_uri", REDIRECT_URI)
-            .append_pair("scope", "openid profile groups")
-            .append_pair("state", "st-bench")
-            .append_pair("nonce", "n-bench")
-            .append_pair("code_challenge", &pkce.challenge)
-            .append_pair("code_challenge_method", "S256");
-        let callback = form_login_via(
-            self.hub.http(),
-            authorize.as_str(),
-            USER.0,
-            USER.1,
-            REDIRECT_URI,
-        )
-        .await?;
-        let query: BTreeMap<String, String> = callback.query_pairs().into_owned().collect();
-        let code = query
-            .get("code")
-            .with_context(|| format!("no code in the callback {callback}"))?;
-        let tokens = self
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", &pkce.verifier),
-            ])
-            .await?;
-        let access = tokens["access_token"]
-            .as_str()
-            .context("no access_token in the code redemption")?;
-        let exchanged = self
-            .token(&[
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
-                ("subject_token", access),
-                (
-                    "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:access_token",
-                ),
-                ("audience", SPOKE),
-            ])
-            .await?;
-        exchanged["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .context("no access_token in the token exchange")
+        cluster_token(&self.hub).await
     }
+}
 
-    /// POSTs `form` to the hub's token endpoint as the bench client; the JSON of a 200.
-    async fn token(&self, form: &[(&str, &str)]) -> Result<Value> {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let resp = self
-            .hub
-            .http()
-            .post(format!("{}/token", self.hub.url()))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .body(body)
-            .send()
-            .await
-            .context("POST /token")?;
-        let status = resp.status();
-        let json: Value = resp.json().await.context("reading the token response")?;
-        ensure!(status.is_success(), "POST /token: {status}: {json}");
-        Ok(json)
-    }
+/// alice's token for the spoke: authorize at `hub`, form login at the IdP, code redemption,
+/// then token exchange with `audience=SPOKE`.
+async fn cluster_token(hub: &Hub) -> Result<String> {
+    let pkce = Pkce::new()?;
+    let mut authorize = url::Url::parse(&format!("{}/authorize", hub.url()))?;
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", CLIENT_ID)
+        .append_pair("redirect_uri", REDIRECT_URI)
+        .append_pair("scope", "openid profile groups")
+        .append_pair("state", "st-bench")
+        .append_pair("nonce", "n-bench")
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+    let callback =
+        form_login_via(hub.http(), authorize.as_str(), USER.0, USER.1, REDIRECT_URI).await?;
+    let query: BTreeMap<String, String> = callback.query_pairs().into_owned().collect();
+    let code = query
+        .get("code")
+        .with_context(|| format!("no code in the callback {callback}"))?;
+    let tokens = token(
+        hub,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &pkce.verifier),
+        ],
+    )
+    .await?;
+    let access = tokens["access_token"]
+        .as_str()
+        .context("no access_token in the code redemption")?;
+    let exchanged = token(
+        hub,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", access),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("audience", SPOKE),
+        ],
+    )
+    .await?;
+    exchanged["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no access_token in the token exchange")
+}
+
+/// POSTs `form` to `hub`'s token endpoint as the bench client; the JSON of a 200.
+async fn token(hub: &Hub, form: &[(&str, &str)]) -> Result<Value> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let resp = hub
+        .http()
+        .post(format!("{}/token", hub.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .body(body)
+        .send()
+        .await
+        .context("POST /token")?;
+    let status = resp.status();
+    let json: Value = resp.json().await.context("reading the token response")?;
+    ensure!(status.is_success(), "POST /token: {status}: {json}");
+    Ok(json)
 }
 
 /// The TCP relay of the relay path: this binary re-executed as `tether-bench-proxy relay`.
@@ -756,7 +812,239 @@ async fn relay_one(mut client: TcpStream, upstream: SocketAddr) {
     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
 }
 
-/// The four ways to the configmap.
+/// HAProxy of the haproxy path: `haproxy -f CONFIG -db` (foreground, no daemon) with the
+/// config [`haproxy_config`] writes, in its own process group, logging (startup warnings and
+/// errors only) to `haproxy.log` in the test directory. Stopped, and waited for, on drop.
+#[derive(Debug)]
+struct Haproxy {
+    _process: ProcessGuard,
+    pid: u32,
+    /// `https://127.0.0.1:PORT`.
+    url: String,
+    /// The CA of HAProxy's serving certificate (made here), for the client.
+    ca_pem: String,
+    /// `nbthread`.
+    threads: usize,
+    /// The first line of `haproxy -v`.
+    version: String,
+}
+
+impl Haproxy {
+    /// Writes a serving certificate (its own CA, for 127.0.0.1 and localhost) and the config
+    /// (both mode 0600: a key, a token) to `dir`, starts HAProxy with `threads` threads in
+    /// front of `spoke`'s apiserver adding `headers` to every request, and waits until it
+    /// accepts connections (at most [`HAPROXY_READY_LIMIT`]).
+    async fn start(
+        dir: &TestDir,
+        spoke: &Cluster,
+        threads: usize,
+        headers: &HeaderMap,
+    ) -> Result<Self> {
+        let version = haproxy_version().await?;
+        let ca = Ca::new("tether-bench-proxy haproxy CA")?;
+        let serving = ca.issue_server("127.0.0.1", &["127.0.0.1", "localhost"])?;
+        let pem = dir.path().join("haproxy.pem");
+        write_private(&pem, &format!("{}\n{}", serving.cert_pem, serving.key_pem))?;
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let config = haproxy_config(&HaproxyConfig {
+            threads,
+            maxconn: haproxy_maxconn()?,
+            listen,
+            pem: &pem,
+            upstream: SocketAddr::from(([127, 0, 0, 1], spoke.port())),
+            upstream_ca: &spoke.ca_file(),
+            headers,
+        })?;
+        let config_file = dir.path().join("haproxy.cfg");
+        write_private(&config_file, &config)?;
+        let mut cmd = std::process::Command::new(HAPROXY);
+        cmd.arg("-f").arg(&config_file).arg("-db");
+        let mut process = ProcessGuard::spawn("haproxy", cmd, dir, "haproxy.log")?;
+        // The probe connection is closed at once, before any TLS: HAProxy logs nothing.
+        process
+            .wait_ready(
+                &format!("a TCP connection to {listen}"),
+                HAPROXY_READY_LIMIT,
+                || async move { TcpStream::connect(listen).await.is_ok() },
+            )
+            .await?;
+        // Warnings (e.g. an open-file limit too low for maxconn) go to the log: show them.
+        let log = process.log_tail(20);
+        if !log.trim().is_empty() {
+            eprintln!("haproxy says:\n{log}");
+        }
+        Ok(Self {
+            pid: process.pid(),
+            _process: process,
+            url: format!("https://{listen}"),
+            ca_pem: ca.cert_pem(),
+            threads,
+            version,
+        })
+    }
+
+    /// Its version and thread count, for the report.
+    fn describe(&self) -> String {
+        format!("{}, nbthread {}", self.version, self.threads)
+    }
+}
+
+/// The first line of `haproxy -v` (e.g. `HAProxy version 2.6.12-1+deb12u4 ...`); a clear
+/// error if HAProxy is not installed.
+async fn haproxy_version() -> Result<String> {
+    let run = Command::new(HAPROXY)
+        .arg("-v")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(HAPROXY_READY_LIMIT, run).await {
+        Err(_) => bail!("`{HAPROXY} -v` took longer than {HAPROXY_READY_LIMIT:?}"),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{HAPROXY} is not on PATH (Debian installs it in /usr/sbin): the haproxy path needs \
+             it; scripts/bench-proxy installs it (apt-get install haproxy)"
+        ),
+        Ok(Err(e)) => return Err(e).context(format!("running `{HAPROXY} -v`")),
+        Ok(Ok(out)) => out,
+    };
+    ensure!(
+        out.status.success(),
+        "`{HAPROXY} -v`: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default().trim();
+    ensure!(!first.is_empty(), "`{HAPROXY} -v` printed nothing");
+    // `HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/`: up to the date.
+    Ok(first.split(" - ").next().unwrap_or(first).to_owned())
+}
+
+/// HAProxy's `maxconn`: [`HAPROXY_MAXCONN`], or fewer if the open-file limit it inherits
+/// cannot hold two descriptors per connection (HAProxy refuses to start then: its
+/// `strict-limits` is on by default; `scripts/bench-proxy` sets the limit to 16384). The
+/// bench opens a handful of connections: either is far from a bottleneck.
+fn haproxy_maxconn() -> Result<u64> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    // HAProxy may raise its soft limit up to the hard one.
+    let fds = limit.maximum.unwrap_or(u64::MAX);
+    let maxconn = HAPROXY_MAXCONN.min(fds.saturating_sub(HAPROXY_FD_RESERVE) / 2);
+    ensure!(
+        maxconn >= 100,
+        "the open-file limit ({fds}) is too low for HAProxy; raise it (ulimit -n)"
+    );
+    Ok(maxconn)
+}
+
+/// What [`haproxy_config`] needs.
+#[derive(Debug)]
+struct HaproxyConfig<'a> {
+    /// `nbthread`.
+    threads: usize,
+    /// `maxconn`.
+    maxconn: u64,
+    /// Where HAProxy terminates the client's TLS.
+    listen: SocketAddr,
+    /// Its serving certificate and key (one PEM file).
+    pem: &'a std::path::Path,
+    /// The apiserver.
+    upstream: SocketAddr,
+    /// The CA the apiserver's certificate must chain to.
+    upstream_ca: &'a std::path::Path,
+    /// Added to every request after the client's credentials are dropped.
+    headers: &'a HeaderMap,
+}
+
+/// HAProxy's config for the haproxy path: TLS (ALPN h2, http/1.1) on `listen`; the client's
+/// `Authorization`, `Impersonate-*` and `X-Remote-*` headers dropped (as the proxy's
+/// `apply_identity` does), then every one of `headers` added; HTTP/2 over verified TLS to the
+/// apiserver, connections reused. No `log` line: HAProxy logs nothing per request (the
+/// agent's audit has no counterpart here).
+fn haproxy_config(c: &HaproxyConfig<'_>) -> Result<String> {
+    let mut rewrite = String::new();
+    for (name, value) in c.headers {
+        let value = value
+            .to_str()
+            .ok()
+            .with_context(|| format!("header {name}: a value that is not visible ASCII"))?;
+        rewrite.push_str(&format!(
+            "    http-request add-header {} {}\n",
+            haproxy_quote(&format!("header name {name}"), name.as_str(), false)?,
+            haproxy_quote(&format!("the value of header {name}"), value, true)?,
+        ));
+    }
+    let pem = haproxy_quote("the certificate path", &c.pem.to_string_lossy(), false)?;
+    let ca = haproxy_quote("the CA path", &c.upstream_ca.to_string_lossy(), false)?;
+    Ok(format!(
+        "# Written by tether-bench-proxy for its haproxy path. Holds a ServiceAccount token.
+global
+    nbthread {threads}
+    maxconn {maxconn}
+    tune.h2.max-concurrent-streams {HAPROXY_H2_STREAMS}
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    http-reuse always
+    option http-keep-alive
+
+frontend bench
+    bind {listen} ssl crt {pem} alpn h2,http/1.1
+    http-request del-header authorization
+    http-request del-header impersonate- -m beg
+    http-request del-header x-remote- -m beg
+{rewrite}    default_backend apiserver
+
+backend apiserver
+    http-reuse always
+    server api {upstream} ssl verify required ca-file {ca} alpn h2 sni str({HAPROXY_UPSTREAM_NAME})
+",
+        threads = c.threads,
+        maxconn = c.maxconn,
+        listen = c.listen,
+        upstream = c.upstream,
+    ))
+}
+
+/// `s` as one word of HAProxy's config: in single quotes, inside which HAProxy interprets
+/// nothing; with `log_format` (an `add-header` value is a log-format string) `%` doubled. Only
+/// visible ASCII and spaces, without `'`, can be quoted so; anything else is an error naming
+/// `what` (never the value: it may be a token).
+fn haproxy_quote(what: &str, s: &str, log_format: bool) -> Result<String> {
+    ensure!(
+        !s.is_empty(),
+        "{what} is empty: HAProxy's config cannot carry it"
+    );
+    if let Some((i, c)) = s
+        .char_indices()
+        .find(|&(_, c)| !(c == ' ' || c.is_ascii_graphic()) || c == '\'')
+    {
+        bail!("{what}: character {c:?} at byte {i} cannot be quoted safely in HAProxy's config");
+    }
+    let s = if log_format {
+        s.replace('%', "%%")
+    } else {
+        s.to_owned()
+    };
+    Ok(format!("'{s}'"))
+}
+
+/// Writes `contents` to the new file `path`, mode 0600 (a key or a token).
+fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The five ways to the configmap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
     /// Straight to the apiserver with the cluster admin client certificate.
@@ -768,10 +1056,30 @@ enum Path {
     Proxy = 2,
     /// The direct path's client through a plain TCP relay in its own process.
     Relay = 3,
+    /// Through HAProxy with alice's cluster token, which HAProxy replaces by what the
+    /// impersonated path sends.
+    Haproxy = 4,
 }
 
-/// Every path, in the order of the first round (later rounds rotate it).
-const PATHS: [Path; 4] = [Path::Direct, Path::Relay, Path::Impersonated, Path::Proxy];
+/// Every path, in the order of the first round (later rounds rotate it) and of the tables.
+const PATHS: [Path; 5] = [
+    Path::Direct,
+    Path::Relay,
+    Path::Haproxy,
+    Path::Impersonated,
+    Path::Proxy,
+];
+
+/// The throughput ratios reported (numerator, denominator), in table order.
+const RATIOS: [(Path, Path); 7] = [
+    (Path::Relay, Path::Direct),
+    (Path::Haproxy, Path::Direct),
+    (Path::Impersonated, Path::Direct),
+    (Path::Proxy, Path::Direct),
+    (Path::Proxy, Path::Relay),
+    (Path::Proxy, Path::Haproxy),
+    (Path::Proxy, Path::Impersonated),
+];
 
 impl Path {
     /// Its name in the JSON summary and the progress lines.
@@ -781,6 +1089,18 @@ impl Path {
             Self::Impersonated => "impersonated",
             Self::Proxy => "proxy",
             Self::Relay => "relay",
+            Self::Haproxy => "haproxy",
+        }
+    }
+
+    /// Its three-letter name in the table columns.
+    fn short(self) -> &'static str {
+        match self {
+            Self::Direct => "dir",
+            Self::Impersonated => "imp",
+            Self::Proxy => "prx",
+            Self::Relay => "rel",
+            Self::Haproxy => "hap",
         }
     }
 }
@@ -846,6 +1166,19 @@ impl Route {
         Ok(route)
     }
 
+    /// Through HAProxy with alice's `cluster_token`, sent as to the proxy (the same bytes go
+    /// in; HAProxy drops the token and adds the agent's credentials and impersonation).
+    fn haproxy(stack: &Stack, cluster_token: &str) -> Result<Self> {
+        let mut route = Self {
+            path: Path::Haproxy,
+            client: h2_client(&stack.haproxy.ca_pem, None)?,
+            base: stack.haproxy.url.clone(),
+            headers: HeaderMap::new(),
+        };
+        route.set_bearer(cluster_token)?;
+        Ok(route)
+    }
+
     /// Sends `Authorization: Bearer <token>` from now on, HPACK-indexed as kubectl (Go's
     /// HTTP/2 client) sends it: the proxy decodes it once per connection, not per request.
     fn set_bearer(&mut self, token: &str) -> Result<()> {
@@ -853,19 +1186,10 @@ impl Route {
         Ok(())
     }
 
-    /// Sends what the proxy sends upstream for the holder of `cluster_token`: the agent's
-    /// `sa_token` and the `Impersonate-*` headers the agent's own [`apply_identity`] derives
-    /// from the token's claims (user, one header per group, the `tether.dev/sid` and
-    /// `tether.dev/issuer` extras).
+    /// Sends what the proxy sends upstream for the holder of `cluster_token` (see
+    /// [`impersonation_headers`]).
     async fn set_impersonation(&mut self, sa_token: &Secret, cluster_token: &str) -> Result<()> {
-        let identity = Identity::from_claims(&claims_of(cluster_token)?);
-        let mut headers = HeaderMap::new();
-        apply_identity(&mut headers, &identity, &NoClientImpersonation)
-            .await
-            .map_err(|e| anyhow!("the proxy's identity headers for {identity:?}: {e}"))?;
-        // Marked sensitive (never HPACK-indexed), as the agent marks its own token.
-        headers.insert(AUTHORIZATION, bearer(sa_token.expose(), true)?);
-        self.headers = headers;
+        self.headers = impersonation_headers(sa_token, cluster_token).await?;
         Ok(())
     }
 
@@ -938,6 +1262,21 @@ impl Route {
         latencies.sort_unstable();
         Ok(Sample { latencies, elapsed })
     }
+}
+
+/// What the proxy sends upstream for the holder of `cluster_token`: the agent's `sa_token`
+/// and the `Impersonate-*` headers the agent's own [`apply_identity`] derives from the
+/// token's claims (user, one header per group, the `tether.dev/sid` and `tether.dev/issuer`
+/// extras).
+async fn impersonation_headers(sa_token: &Secret, cluster_token: &str) -> Result<HeaderMap> {
+    let identity = Identity::from_claims(&claims_of(cluster_token)?);
+    let mut headers = HeaderMap::new();
+    apply_identity(&mut headers, &identity, &NoClientImpersonation)
+        .await
+        .map_err(|e| anyhow!("the proxy's identity headers for {identity:?}: {e}"))?;
+    // Marked sensitive (never HPACK-indexed), as the agent marks its own token.
+    headers.insert(AUTHORIZATION, bearer(sa_token.expose(), true)?);
+    Ok(headers)
 }
 
 /// `Bearer <token>`; `sensitive`: never HPACK-indexed (and redacted from `Debug`).
@@ -1262,7 +1601,7 @@ impl Run {
     }
 }
 
-/// `{"bench_client": .., "agent": .., "relay": .., "apiserver": .., "etcd": ..}`.
+/// `{"bench_client": .., "agent": .., "relay": .., "haproxy": .., "apiserver": .., "etcd": ..}`.
 fn cpu_json(values: &[f64; PROCS]) -> Value {
     let map: serde_json::Map<String, Value> = CPU_NAMES
         .iter()
@@ -1323,7 +1662,7 @@ impl PathFigures {
     }
 }
 
-/// The four paths at one concurrency.
+/// The five paths at one concurrency.
 #[derive(Debug)]
 struct Level {
     concurrency: usize,
@@ -1406,6 +1745,10 @@ struct Report {
     cores: usize,
     /// What `--pin` pinned (None without it).
     pinning: Option<String>,
+    /// The first line of `haproxy -v`.
+    haproxy_version: String,
+    /// HAProxy's `nbthread` (= the agent's proxy workers).
+    haproxy_threads: usize,
 }
 
 /// Targets from the issue.
@@ -1433,117 +1776,25 @@ impl Report {
             None => println!("pinning: none (every process may run on any CPU; --pin pins them)"),
         }
         println!(
-            "paths: dir = direct (admin client cert); rel = TCP relay (direct's client, TLS end to end, \
-             through a byte-copying relay process: the floor of any proxy in a separate process here); \
-             imp = impersonated direct (agent SA token + the proxy's Impersonate-* headers); \
-             prx = through the proxy (alice's cluster token)"
+            "haproxy: {}, nbthread {} (the agent's proxy workers)",
+            self.haproxy_version, self.haproxy_threads
         );
-        println!(
-            "{:>4} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6}   (ms, req/s)",
-            "conc",
-            "dir p50",
-            "dir p99",
-            "dir/s",
-            "rel p50",
-            "rel p99",
-            "rel/s",
-            "imp p50",
-            "imp p99",
-            "imp/s",
-            "prx p50",
-            "prx p99",
-            "prx/s",
-        );
-        for l in &self.levels {
-            let [d, i, p, r] = &l.paths;
-            println!(
-                "{:>4} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0} | {:>7.3} {:>7.3} {:>6.0}",
-                l.concurrency,
-                d.p50_ms,
-                d.p99_ms,
-                d.req_per_s,
-                r.p50_ms,
-                r.p99_ms,
-                r.req_per_s,
-                i.p50_ms,
-                i.p99_ms,
-                i.req_per_s,
-                p.p50_ms,
-                p.p99_ms,
-                p.req_per_s,
-            );
+        println!("paths:");
+        for line in [
+            "  dir = direct (admin client cert)",
+            "  rel = TCP relay (direct's client, TLS end to end, through a byte-copying relay \
+             process: the floor of any proxy in a separate process here)",
+            "  hap = HAProxy (TLS + HTTP/2 terminated, alice's token in, the proxy's header \
+             rewrite out, HTTP/2 over TLS upstream; no token check, no audit, no logging)",
+            "  imp = impersonated direct (agent SA token + the proxy's Impersonate-* headers)",
+            "  prx = through the proxy (alice's cluster token)",
+        ] {
+            println!("{line}");
         }
-        println!(
-            "{:>4} | {:>7} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>7} {:>7} | {:>9} {:>6} | targets",
-            "conc",
-            "+p50 ms",
-            "agent",
-            "apisrv",
-            "relay",
-            "imp/dir",
-            "prx/dir",
-            "prx/imp",
-            "rel/dir",
-            "prx/rel",
-            "agent CPU",
-            "µs/req",
-        );
-        for l in &self.levels {
-            let p = l.path(Path::Proxy);
-            println!(
-                "{:>4} | {:>7.3} {:>7.3} {:>7.3} {:>7.3} | {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% | {:>7.2}/s {:>6.0} | +p50<0.5ms {} ; >=90% {}",
-                l.concurrency,
-                l.added_ms(Path::Proxy, Path::Direct, false),
-                l.added_ms(Path::Proxy, Path::Impersonated, false),
-                l.added_ms(Path::Impersonated, Path::Direct, false),
-                l.added_ms(Path::Relay, Path::Direct, false),
-                l.throughput_pct(Path::Impersonated, Path::Direct),
-                l.throughput_pct(Path::Proxy, Path::Direct),
-                l.throughput_pct(Path::Proxy, Path::Impersonated),
-                l.throughput_pct(Path::Relay, Path::Direct),
-                l.throughput_pct(Path::Proxy, Path::Relay),
-                p.cpu_s_per_s[AGENT_CPU],
-                p.cpu_us_per_request[AGENT_CPU],
-                if l.p50_target_met() { "met" } else { "MISSED" },
-                if l.throughput_target_met() {
-                    "met"
-                } else {
-                    "MISSED"
-                },
-            );
-        }
-        println!(
-            "(+p50 ms: prx-dir, of which agent = prx-imp and apisrv = imp-dir; relay = rel-dir, the \
-             floor of a separate-process proxy; %: throughput ratios; agent CPU during the proxy runs)"
-        );
-        println!(
-            "CPU per request, µs (medians of rounds) | {:>4} | {:<12} | {:>12} {:>7} {:>7} {:>9} {:>6} {:>7}",
-            "conc",
-            "path",
-            CPU_NAMES[0],
-            CPU_NAMES[1],
-            CPU_NAMES[2],
-            CPU_NAMES[3],
-            CPU_NAMES[4],
-            "total"
-        );
-        for l in &self.levels {
-            for path in PATHS {
-                let c = &l.path(path).cpu_us_per_request;
-                println!(
-                    "{:>39} | {:>4} | {:<12} | {:>12.0} {:>7.0} {:>7.0} {:>9.0} {:>6.0} {:>7.0}",
-                    "",
-                    l.concurrency,
-                    path.name(),
-                    c[0],
-                    c[1],
-                    c[2],
-                    c[3],
-                    c[4],
-                    c.iter().sum::<f64>()
-                );
-            }
-        }
+        self.print_latency();
+        self.print_throughput();
+        self.print_added();
+        self.print_cpu();
         let m = &self.memory;
         let rows = [
             ("agent RSS idle (fresh)", format!("{} KiB", self.idle_kib)),
@@ -1589,12 +1840,14 @@ impl Report {
             .map(|l| {
                 let proxy = l.path(Path::Proxy);
                 let relay = l.path(Path::Relay);
+                let haproxy = l.path(Path::Haproxy);
                 json!({
                     "concurrency": l.concurrency,
                     "direct": l.path(Path::Direct).json(),
                     "impersonated_direct": l.path(Path::Impersonated).json(),
                     "proxy": proxy.json(),
                     "relay": relay.json(),
+                    "haproxy": haproxy.json(),
                     "added_p50_ms": l.added_ms(Path::Proxy, Path::Direct, false),
                     "added_p99_ms": l.added_ms(Path::Proxy, Path::Direct, true),
                     "agent_added_p50_ms": l.added_ms(Path::Proxy, Path::Impersonated, false),
@@ -1612,6 +1865,14 @@ impl Report {
                     "proxy_throughput_pct_of_relay": l.throughput_pct(Path::Proxy, Path::Relay),
                     "relay_cpu_s_per_s": relay.cpu_s_per_s[RELAY_CPU],
                     "relay_cpu_us_per_request": relay.cpu_us_per_request[RELAY_CPU],
+                    "haproxy_added_p50_ms": l.added_ms(Path::Haproxy, Path::Direct, false),
+                    "haproxy_added_p99_ms": l.added_ms(Path::Haproxy, Path::Direct, true),
+                    "proxy_added_p50_ms_over_haproxy": l.added_ms(Path::Proxy, Path::Haproxy, false),
+                    "proxy_added_p99_ms_over_haproxy": l.added_ms(Path::Proxy, Path::Haproxy, true),
+                    "haproxy_throughput_pct_of_direct": l.throughput_pct(Path::Haproxy, Path::Direct),
+                    "proxy_throughput_pct_of_haproxy": l.throughput_pct(Path::Proxy, Path::Haproxy),
+                    "haproxy_cpu_s_per_s": haproxy.cpu_s_per_s[HAPROXY_CPU],
+                    "haproxy_cpu_us_per_request": haproxy.cpu_us_per_request[HAPROXY_CPU],
                     "target_added_p50_met": l.p50_target_met(),
                     "target_throughput_met": l.throughput_target_met(),
                 })
@@ -1627,6 +1888,11 @@ impl Report {
                 "impersonated_direct": "apiserver, the agent's ServiceAccount token and the proxy's Impersonate-* headers for alice",
                 "proxy": "the agent's proxy, alice's cluster token",
                 "relay": "the direct path's client (admin client certificate, TLS end to end with the apiserver) through a plain TCP relay in its own process (one thread, TCP_NODELAY, bytes copied both ways; no TLS, no HTTP): the floor of any proxy in a separate process on this machine (two extra loopback hops and wake-ups)",
+                "haproxy": "HAProxy in its own process (as many threads as the agent's proxy workers), alice's cluster token in; TLS and HTTP/2 terminated, the client's Authorization, Impersonate-* and X-Remote-* headers dropped and the agent's ServiceAccount token and the proxy's Impersonate-* headers for alice added (fixed in its config), HTTP/2 over verified TLS to the apiserver; no token verification, no audit, no logging",
+            },
+            "haproxy": {
+                "version": self.haproxy_version,
+                "nbthread": self.haproxy_threads,
             },
             "cores": self.cores,
             "pinned": self.pinning.is_some(),
@@ -1658,5 +1924,109 @@ impl Report {
             "wall_s": self.wall.as_secs_f64(),
         });
         println!("{summary}");
+    }
+}
+
+/// The tables of [`Report::print`].
+impl Report {
+    /// Median p50 and p99 of every path.
+    fn print_latency(&self) {
+        let mut header = format!("{:>4}", "conc");
+        for path in PATHS {
+            let short = path.short();
+            header.push_str(&format!(
+                " | {:>7} {:>7}",
+                format!("{short} p50"),
+                format!("{short} p99")
+            ));
+        }
+        println!("{header}   (ms)");
+        for l in &self.levels {
+            let mut row = format!("{:>4}", l.concurrency);
+            for path in PATHS {
+                let f = l.path(path);
+                row.push_str(&format!(" | {:>7.3} {:>7.3}", f.p50_ms, f.p99_ms));
+            }
+            println!("{row}");
+        }
+    }
+
+    /// Median throughput of every path and the ratios of [`RATIOS`] (a bar between those to
+    /// direct and those of the proxy to the others).
+    fn print_throughput(&self) {
+        let bar = |i: usize| if i == 0 || i == 4 { " |" } else { "" };
+        let mut header = format!("{:>4} |", "conc");
+        for path in PATHS {
+            header.push_str(&format!(" {:>6}", format!("{}/s", path.short())));
+        }
+        for (i, (num, den)) in RATIOS.iter().enumerate() {
+            let ratio = format!("{}/{}", num.short(), den.short());
+            header.push_str(&format!("{} {ratio:>7}", bar(i)));
+        }
+        println!("{header}   (req/s, %)");
+        for l in &self.levels {
+            let mut row = format!("{:>4} |", l.concurrency);
+            for path in PATHS {
+                row.push_str(&format!(" {:>6.0}", l.path(path).req_per_s));
+            }
+            for (i, (num, den)) in RATIOS.iter().enumerate() {
+                let pct = l.throughput_pct(*num, *den);
+                row.push_str(&format!("{} {pct:>6.1}%", bar(i)));
+            }
+            println!("{row}");
+        }
+    }
+
+    /// Added p50 of the proxy and its parts, of the relay and HAProxy; the agent's CPU; the
+    /// targets.
+    fn print_added(&self) {
+        println!(
+            "{:>4} | {:>7} {:>7} {:>7} {:>7} {:>7} | {:>9} {:>6} | targets",
+            "conc", "+p50 ms", "agent", "apisrv", "relay", "haproxy", "agent CPU", "µs/req",
+        );
+        for l in &self.levels {
+            let p = l.path(Path::Proxy);
+            println!(
+                "{:>4} | {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.3} | {:>7.2}/s {:>6.0} | +p50<0.5ms {} ; >=90% {}",
+                l.concurrency,
+                l.added_ms(Path::Proxy, Path::Direct, false),
+                l.added_ms(Path::Proxy, Path::Impersonated, false),
+                l.added_ms(Path::Impersonated, Path::Direct, false),
+                l.added_ms(Path::Relay, Path::Direct, false),
+                l.added_ms(Path::Haproxy, Path::Direct, false),
+                p.cpu_s_per_s[AGENT_CPU],
+                p.cpu_us_per_request[AGENT_CPU],
+                if l.p50_target_met() { "met" } else { "MISSED" },
+                if l.throughput_target_met() {
+                    "met"
+                } else {
+                    "MISSED"
+                },
+            );
+        }
+        println!(
+            "(+p50 ms: prx-dir, of which agent = prx-imp and apisrv = imp-dir; relay = rel-dir, the \
+             floor of a separate-process proxy; haproxy = hap-dir; agent CPU during the proxy runs)"
+        );
+    }
+
+    /// CPU per request of every process on every path.
+    fn print_cpu(&self) {
+        println!("CPU per request, µs (medians of rounds)");
+        let mut header = format!("{:>4} | {:<12} |", "conc", "path");
+        for name in CPU_NAMES {
+            header.push_str(&format!(" {name:>7}"));
+        }
+        println!("{header} {:>7}", "total");
+        for l in &self.levels {
+            for path in PATHS {
+                let c = &l.path(path).cpu_us_per_request;
+                let mut row = format!("{:>4} | {:<12} |", l.concurrency, path.name());
+                for (name, v) in CPU_NAMES.iter().zip(c) {
+                    row.push_str(&format!(" {v:>w$.0}", w = name.len().max(7)));
+                }
+                println!("{row} {:>7.0}", c.iter().sum::<f64>());
+            }
+        }
     }
 }
