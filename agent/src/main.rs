@@ -17,6 +17,12 @@ use tether_agent::tls::HubAddr;
 use tether_common::secret::Secret;
 use tether_common::time::SystemClock;
 
+/// mimalloc instead of glibc's malloc: the proxy allocates and frees small buffers (frames,
+/// header maps, bodies) for every request, and glibc's free lists cost it ~11 % of its CPU
+/// under load (`perf`, docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tether agent: joins a spoke cluster to the hub (`join`) and keeps it in sync with the
 /// hub (`run`).
 #[derive(Debug, Parser)]
