@@ -233,6 +233,9 @@ pub enum ForwardError {
     /// The request's path does not make a valid upstream URI.
     #[error("invalid request target: {0}")]
     BadTarget(String),
+    /// The response's body broke off before its first frame.
+    #[error("the apiserver's response broke off: {0}")]
+    Body(#[source] hyper::Error),
 }
 
 /// Whether a request (path and query) is a long-lived stream: a watch (`?watch=true`, the

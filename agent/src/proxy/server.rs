@@ -6,18 +6,20 @@
 //! ([`ProxyError`]).
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Empty, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::audit::{self, AuditEvent};
 use super::auth::{Authenticator, Identity};
-use super::forward::{ForwardError, Upstream};
+use super::forward::{ForwardError, Upstream, is_long_lived};
 use super::identity::apply_identity;
 use super::impersonation::ImpersonationCheck;
 use super::metrics::{self, UpgradedConnectionGuard};
@@ -28,6 +30,10 @@ use super::upgrade::{self, UpgradeKind};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response the proxy sends.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// How long a complete response's head waits for its first body frame (see
+/// [`with_first_frame`]); past this the head goes alone.
+pub const FIRST_FRAME_WAIT: Duration = Duration::from_millis(100);
 
 /// The proxy: shared by every connection.
 pub struct Proxy {
@@ -147,7 +153,11 @@ impl Proxy {
             }
             UpgradeKind::None | UpgradeKind::Refused(_) => {
                 let response = self.upstream.send(req, false).await.map_err(bad_gateway)?;
-                Ok(response.map(box_incoming))
+                if is_long_lived(&event.path) {
+                    Ok(response.map(box_incoming))
+                } else {
+                    with_first_frame(response).await
+                }
             }
         }
     }
@@ -184,6 +194,81 @@ fn bad_gateway(e: ForwardError) -> ProxyError {
             ProxyError::BadGateway("the cluster's API server could not be reached".to_owned())
         }
         ForwardError::BadTarget(_) => ProxyError::BadRequest("invalid request target".to_owned()),
+        ForwardError::Body(_) => {
+            ProxyError::BadGateway("the cluster's API server broke off its response".to_owned())
+        }
+    }
+}
+
+/// A complete response (a `Content-Length` above 0; watches and followed logs never come
+/// here) is answered once its first body frame is in, so that its head and body leave in
+/// one write and reach the client in one wake-up. kube-apiserver sends a response's
+/// HEADERS and DATA frames in two writes (Go's HTTP/2 server flushes the head before the
+/// handler queues the body), and forwarded as they came they cost the agent and the
+/// client a write and a wake-up more per request. The wait is bounded by
+/// [`FIRST_FRAME_WAIT`]; the body is never read further than its first frame.
+async fn with_first_frame(response: Response<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
+    let sized = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > 0);
+    if !sized {
+        return Ok(response.map(box_incoming));
+    }
+    let (parts, mut body) = response.into_parts();
+    // `frame()` is cancel safe: on a timeout nothing has been taken from the body.
+    let first = match tokio::time::timeout(FIRST_FRAME_WAIT, body.frame()).await {
+        Ok(Some(Ok(frame))) => Some(frame),
+        Ok(Some(Err(e))) => return Err(bad_gateway(ForwardError::Body(e))),
+        Ok(None) | Err(_) => None,
+    };
+    Ok(Response::from_parts(
+        parts,
+        FirstFrame { first, rest: body }.boxed(),
+    ))
+}
+
+/// A body whose first frame was already read.
+struct FirstFrame {
+    first: Option<Frame<Bytes>>,
+    rest: Incoming,
+}
+
+impl Body for FirstFrame {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(frame) = self.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        Pin::new(&mut self.rest)
+            .poll_frame(cx)
+            .map_err(|e| Box::new(e) as BoxError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let first = self
+            .first
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |d| d.len() as u64);
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + first);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + first);
+        }
+        hint
     }
 }
 

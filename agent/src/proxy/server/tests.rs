@@ -150,6 +150,26 @@ async fn fake_handle(
             );
             Response::new(StreamBody::new(stream).boxed())
         }
+        // A body of `hello` sent `ms` after the head: with its length (a complete object)
+        // or without (a stream).
+        path @ ("/slow-body" | "/slow-stream") => {
+            let ms: u64 = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("ms="))
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(0);
+            let later = futures_util::stream::once(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"hello")))
+            });
+            let mut r = Response::new(StreamBody::new(later).boxed());
+            if path == "/slow-body" {
+                r.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, "5".parse().unwrap());
+            }
+            r
+        }
         "/ws-refused" => {
             let mut r = Response::new(full(b"websocket refused".to_vec()));
             *r.status_mut() = StatusCode::BAD_REQUEST;
@@ -447,6 +467,53 @@ async fn watch_streams_chunk_by_chunk() {
     let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&second[..], b"{\"type\":\"MODIFIED\"}\n");
     assert!(sent_last.elapsed() < Duration::from_secs(5));
+}
+
+/// GET `path` through the proxy: the time to the response head, and the body.
+async fn head_time_and_body(h: &Harness, path: &str) -> (Duration, Bytes) {
+    let mut client = h.http1().await;
+    let started = Instant::now();
+    let response = client
+        .send_request(get(path, Some(&h.token("alice", &[]))))
+        .await
+        .unwrap();
+    let head = started.elapsed();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .expect("the body arrives")
+        .unwrap()
+        .to_bytes();
+    (head, body)
+}
+
+#[tokio::test]
+async fn a_complete_response_is_answered_with_its_first_frame() {
+    let h = harness().await;
+    // The apiserver sends the head at once and the body 60 ms later: the client gets the
+    // head only with the body.
+    let (head, body) = head_time_and_body(&h, "/slow-body?ms=60").await;
+    assert_eq!(&body[..], b"hello");
+    assert!(head >= Duration::from_millis(60), "head after {head:?}");
+}
+
+#[tokio::test]
+async fn a_late_first_frame_holds_the_head_only_for_the_bounded_wait() {
+    let h = harness().await;
+    let (head, body) = head_time_and_body(&h, "/slow-body?ms=1500").await;
+    assert_eq!(&body[..], b"hello");
+    assert!(
+        head >= super::FIRST_FRAME_WAIT && head < Duration::from_millis(1000),
+        "head after {head:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_without_length_gets_its_head_at_once() {
+    let h = harness().await;
+    let (head, body) = head_time_and_body(&h, "/slow-stream?ms=1500").await;
+    assert_eq!(&body[..], b"hello");
+    assert!(head < Duration::from_millis(1000), "head after {head:?}");
 }
 
 async fn upgrade_roundtrip(h: &Harness, protocol: &str) {
