@@ -300,6 +300,19 @@ async fn listener(
 }
 
 impl Harness {
+    /// An upstream to `127.0.0.1:port` trusting the fake apiserver's CA (written in `dir`)
+    /// with the agent's token file.
+    fn upstream_config(&self, dir: &std::path::Path, port: u16) -> UpstreamConfig {
+        let ca = dir.join("ca.crt");
+        std::fs::write(&ca, &self.fake.ca_pem).unwrap();
+        UpstreamConfig::from_files(
+            format!("https://127.0.0.1:{port}"),
+            &ca,
+            self.token_file.clone(),
+        )
+        .unwrap()
+    }
+
     fn token(&self, user: &str, groups: &[&str]) -> String {
         let claims = Claims::mint(
             ISSUER,
@@ -690,14 +703,7 @@ async fn unreachable_apiserver_is_502() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.crt");
-    std::fs::write(&ca, &h.fake.ca_pem).unwrap();
-    let config = UpstreamConfig::from_files(
-        format!("https://127.0.0.1:{port}"),
-        &ca,
-        h.token_file.clone(),
-    )
-    .unwrap();
+    let config = h.upstream_config(dir.path(), port);
     let key = SigningKey::generate(Algorithm::Es256).unwrap();
     let jwks = [key.public_jwk()].into_iter().collect();
     let verifier = Verifier::new(
@@ -737,14 +743,7 @@ async fn no_keys_yet_is_503() {
     let (_tv, rv) = watch::channel(None);
     let (_tr, rr) = watch::channel(Arc::new(RevocationList::default()));
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.crt");
-    std::fs::write(&ca, &h.fake.ca_pem).unwrap();
-    let config = UpstreamConfig::from_files(
-        format!("https://127.0.0.1:{}", h.fake.addr.port()),
-        &ca,
-        h.token_file.clone(),
-    )
-    .unwrap();
+    let config = h.upstream_config(dir.path(), h.fake.addr.port());
     let (listener, proxy_ca_pem) = listener(
         &config,
         Authenticator::new(rv, rr, Arc::new(SystemClock)),
@@ -842,14 +841,7 @@ async fn shutdown_drains_and_stops_every_worker() {
     let (_tr, rr) = watch::channel(Arc::new(RevocationList::default()));
     let auth = Authenticator::new(rv, rr, Arc::new(SystemClock));
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.crt");
-    std::fs::write(&ca, &h.fake.ca_pem).unwrap();
-    let config = UpstreamConfig::from_files(
-        format!("https://127.0.0.1:{}", h.fake.addr.port()),
-        &ca,
-        h.token_file.clone(),
-    )
-    .unwrap();
+    let config = h.upstream_config(dir.path(), h.fake.addr.port());
     let (listener, proxy_ca_pem) = listener(&config, auth, 2, &dir.path().join("state")).await;
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
