@@ -79,6 +79,7 @@ use tether_common::token::Claims;
 use tether_e2e::{
     Agent, Ca, Cluster, ClusterOptions, Etcd, Hub, HubOptions, IdpClient, IdpOptions, LoginHub,
     Pkce, ProcessGuard, TestDir, UpstreamIdp, agent, form_login_via, free_port, workspace_bin,
+    write_private,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
@@ -844,7 +845,10 @@ impl Haproxy {
         let ca = Ca::new("tether-bench-proxy haproxy CA")?;
         let serving = ca.issue_server("127.0.0.1", &["127.0.0.1", "localhost"])?;
         let pem = dir.path().join("haproxy.pem");
-        write_private(&pem, &format!("{}\n{}", serving.cert_pem, serving.key_pem))?;
+        write_private(
+            &pem,
+            format!("{}\n{}", serving.cert_pem, serving.key_pem).as_bytes(),
+        )?;
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let config = haproxy_config(&HaproxyConfig {
             threads,
@@ -856,7 +860,7 @@ impl Haproxy {
             headers,
         })?;
         let config_file = dir.path().join("haproxy.cfg");
-        write_private(&config_file, &config)?;
+        write_private(&config_file, config.as_bytes())?;
         let mut cmd = std::process::Command::new(HAPROXY);
         cmd.arg("-f").arg(&config_file).arg("-db");
         let mut process = ProcessGuard::spawn("haproxy", cmd, dir, "haproxy.log")?;
@@ -1028,20 +1032,6 @@ fn haproxy_quote(what: &str, s: &str, log_format: bool) -> Result<String> {
         s.to_owned()
     };
     Ok(format!("'{s}'"))
-}
-
-/// Writes `contents` to the new file `path`, mode 0600 (a key or a token).
-fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The five ways to the configmap.

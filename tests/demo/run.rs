@@ -403,23 +403,8 @@ async fn argocd_token(dir: &TestDir, hub_cluster: &Cluster) -> anyhow::Result<Pa
     let folder = dir.path().join("argocd");
     std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
     let path = folder.join("token");
-    write_private(&path, out.stdout.trim().as_bytes())?;
+    tether_e2e::write_private(&path, out.stdout.trim().as_bytes())?;
     Ok(path)
-}
-
-/// Writes a file only its owner may read.
-fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(content)
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn step(what: &str) {

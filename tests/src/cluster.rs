@@ -507,8 +507,5 @@ fn kubeconfig(name: &str, port: u16, ca_pem: &str, admin: &IssuedCert) -> String
 
 /// Writes a file (0600), naming it on error.
 pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).map_err(Error::io(format!("writing {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(Error::io(format!("chmod {}", path.display())))
+    crate::write_private(path, text.as_bytes())
 }

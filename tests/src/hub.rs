@@ -199,7 +199,8 @@ impl Hub {
         let grpc_port = port_for(&format!("{part} gRPC"), options.grpc_port)?;
         let data_dir = dir.subdir(&options.name)?;
         for (name, content) in &options.files {
-            write_private(&data_dir.join(name), content)?;
+            // The hub refuses a KEK readable by others.
+            crate::write_private(&data_dir.join(name), content)?;
         }
         Self::spawn(dir, options, data_dir, [port, metrics_port, grpc_port]).await
     }
@@ -410,18 +411,4 @@ impl Hub {
             value.trim().parse().ok()
         }))
     }
-}
-
-/// Writes `content` to `path` with mode 0600 (the hub refuses a KEK readable by others).
-fn write_private(path: &Path, content: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(content))
-        .map_err(Error::io(format!("writing {}", path.display())))
 }

@@ -49,3 +49,4 @@ pub use process::ProcessGuard;
 /// Signals for [`ProcessGuard::with_stop_signal`].
 pub use rustix::process::Signal;
 pub use testdir::TestDir;
+pub use testdir::write_private;

@@ -6,6 +6,25 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 
+/// Writes `content` to `path`, readable and writable by its owner only (keys, tokens,
+/// kubeconfigs): a new file is created with mode 0600, an existing one is truncated and set
+/// to 0600 before anything is written.
+pub fn write_private(path: &Path, content: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(content)
+        })
+        .map_err(Error::io(format!("writing {}", path.display())))
+}
+
 /// Directory name prefix of every test dir (used by `scripts/check-no-leftovers.sh`).
 pub const PREFIX: &str = "tether-e2e-";
 
