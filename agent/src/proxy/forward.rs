@@ -253,6 +253,28 @@ pub fn is_long_lived(path_and_query: &str) -> bool {
     flag("watch") || flag("follow") || path.contains("/watch/")
 }
 
+/// What kind of exchange a request is, which picks the upstream client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// A request and its response: the pooled client (HTTP/2 when the apiserver offers it).
+    Ordinary,
+    /// A watch or a followed log ([`is_long_lived`]): its own HTTP/1.1 connection.
+    LongLived,
+    /// An upgrade (exec, attach, port-forward): the `Upgrade` headers kept, HTTP/1.1.
+    Upgrade,
+}
+
+impl Exchange {
+    /// An ordinary or long-lived request, by its path and query.
+    pub fn of(path_and_query: &str) -> Self {
+        if is_long_lived(path_and_query) {
+            Self::LongLived
+        } else {
+            Self::Ordinary
+        }
+    }
+}
+
 /// The apiserver: base URI, token, and the clients.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -314,12 +336,12 @@ impl Upstream {
     }
 
     /// Sends `req` (already stripped of the client's credentials and carrying the verified
-    /// impersonation headers) to the apiserver with the agent's token. `upgrade`: keep the
-    /// `Upgrade` headers and use HTTP/1.1.
+    /// impersonation headers) to the apiserver with the agent's token, on the client for
+    /// `exchange`.
     pub async fn send(
         &self,
         req: Request<Incoming>,
-        upgrade: bool,
+        exchange: Exchange,
     ) -> Result<Response<Incoming>, ForwardError> {
         let (mut parts, body) = req.into_parts();
         let path = parts
@@ -327,7 +349,6 @@ impl Upstream {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let long_lived = is_long_lived(path);
         parts.uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -338,7 +359,9 @@ impl Upstream {
         let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
-        if upgrade && let Some(value) = upgrade_value {
+        if exchange == Exchange::Upgrade
+            && let Some(value) = upgrade_value
+        {
             parts.headers.insert(header::UPGRADE, value);
             parts
                 .headers
@@ -348,12 +371,10 @@ impl Upstream {
             .headers
             .insert(header::AUTHORIZATION, self.token.bearer());
         let req = Request::from_parts(parts, body);
-        let client = if upgrade {
-            &self.http1
-        } else if long_lived {
-            &self.streaming
-        } else {
-            &self.pooled
+        let client = match exchange {
+            Exchange::Upgrade => &self.http1,
+            Exchange::LongLived => &self.streaming,
+            Exchange::Ordinary => &self.pooled,
         };
         let mut response = client.request(req).await.map_err(ForwardError::Upstream)?;
         if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {

@@ -19,7 +19,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::audit::{self, AuditEvent};
 use super::auth::{Authenticator, Identity};
-use super::forward::{ForwardError, Upstream, is_long_lived};
+use super::forward::{Exchange, ForwardError, Upstream};
 use super::identity::apply_identity;
 use super::impersonation::ImpersonationCheck;
 use super::metrics::{self, UpgradedConnectionGuard};
@@ -152,8 +152,13 @@ impl Proxy {
                 }
             }
             UpgradeKind::None | UpgradeKind::Refused(_) => {
-                let response = self.upstream.send(req, false).await.map_err(bad_gateway)?;
-                if is_long_lived(&event.path) {
+                let exchange = Exchange::of(&event.path);
+                let response = self
+                    .upstream
+                    .send(req, exchange)
+                    .await
+                    .map_err(bad_gateway)?;
+                if exchange == Exchange::LongLived {
                     Ok(response.map(box_incoming))
                 } else {
                     with_first_frame(response).await

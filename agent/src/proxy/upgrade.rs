@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
 
-use super::forward::{ForwardError, Upstream};
+use super::forward::{Exchange, ForwardError, Upstream};
 
 /// The upgrade protocols the proxy passes on (compared case-insensitively).
 pub const ALLOWED_PROTOCOLS: [&str; 2] = ["SPDY/3.1", "websocket"];
@@ -59,7 +59,7 @@ pub async fn forward<G: Send + 'static>(
     guard: impl FnOnce() -> G,
 ) -> Result<Response<Incoming>, ForwardError> {
     let client_upgrade = hyper::upgrade::on(&mut req);
-    let mut response = upstream.send(req, true).await?;
+    let mut response = upstream.send(req, Exchange::Upgrade).await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(response);
     }
