@@ -55,6 +55,10 @@ struct Seen {
     requests: Mutex<Vec<BTreeMap<String, Vec<String>>>>,
     /// TCP connections accepted.
     connections: std::sync::atomic::AtomicUsize,
+    /// Connections served to their end.
+    closed: std::sync::atomic::AtomicUsize,
+    /// The HTTP version of each request.
+    versions: Mutex<Vec<http::Version>>,
 }
 
 impl Seen {
@@ -75,7 +79,16 @@ struct Fake {
     chunks: mpsc::Sender<Bytes>,
 }
 
-async fn fake_apiserver() -> Fake {
+/// How the fake apiserver differs from kube-apiserver.
+#[derive(Debug, Clone, Default)]
+struct FakeOptions {
+    /// Offers only HTTP/1.1 in ALPN (kube-apiserver offers `h2` too).
+    http1_only: bool,
+    /// Closes each connection gracefully (HTTP/2: GOAWAY) after this many requests.
+    requests_per_connection: Option<usize>,
+}
+
+async fn fake_apiserver_with(options: FakeOptions) -> Fake {
     let ca = test_support::ca("fake apiserver CA");
     let (cert_pem, key_pem) = test_support::leaf(&ca, &["127.0.0.1"], false);
     let cert = ServerCert {
@@ -83,7 +96,11 @@ async fn fake_apiserver() -> Fake {
         key_pem,
         ca_pem: ca.pem(),
     };
-    let acceptor = TlsAcceptor::from(cert.server_config().unwrap());
+    let mut tls_config = Arc::unwrap_or_clone(cert.server_config().unwrap());
+    if options.http1_only {
+        tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
@@ -99,18 +116,35 @@ async fn fake_apiserver() -> Fake {
             let acceptor = acceptor.clone();
             let seen = seen2.clone();
             let chunks_rx = chunks_rx.clone();
+            let limit = options.requests_per_connection;
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let enough = Arc::new(tokio::sync::Notify::new());
+                let (seen_in, enough_in) = (seen.clone(), enough.clone());
                 let service = hyper::service::service_fn(move |req| {
-                    let seen = seen.clone();
+                    let seen = seen_in.clone();
                     let chunks_rx = chunks_rx.clone();
+                    let n = served.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    if Some(n) == limit {
+                        enough_in.notify_one();
+                    }
                     async move { Ok::<_, Infallible>(fake_handle(req, seen, chunks_rx).await) }
                 });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                    .await;
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    () = enough.notified() => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
+                seen.closed
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
     });
@@ -135,6 +169,7 @@ async fn fake_handle(
             .push(value.to_str().unwrap_or("<binary>").to_owned());
     }
     seen.requests.lock().unwrap().push(headers.clone());
+    seen.versions.lock().unwrap().push(req.version());
     let full = |b: Vec<u8>| Full::new(Bytes::from(b)).boxed();
     match req.uri().path() {
         "/echo" => Response::new(full(serde_json::to_vec(&headers).unwrap())),
@@ -234,8 +269,13 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(FakeOptions::default(), HARNESS_WORKERS).await
+}
+
+/// The proxy with `workers` workers in front of a fake apiserver set up with `options`.
+async fn harness_with(options: FakeOptions, workers: usize) -> Harness {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let fake = fake_apiserver().await;
+    let fake = fake_apiserver_with(options).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("apiserver-ca.crt");
     std::fs::write(&ca_file, &fake.ca_pem).unwrap();
@@ -258,7 +298,7 @@ async fn harness() -> Harness {
     let auth = Authenticator::new(rx_verifier, rx_revocations, Arc::new(SystemClock));
     // Every test runs through several workers, as the agent does.
     let (listener, proxy_ca_pem) =
-        listener(&config, auth, HARNESS_WORKERS, &dir.path().join("state")).await;
+        listener(&config, auth, workers, &dir.path().join("state")).await;
     let proxy_addr = listener.local_addr().unwrap();
     tokio::spawn(listener.serve(std::future::pending()));
     Harness {
@@ -813,6 +853,98 @@ async fn connections_are_spread_over_workers_each_with_its_own_upstream_pool() {
             .connections
             .load(std::sync::atomic::Ordering::SeqCst),
         HARNESS_WORKERS
+    );
+}
+
+/// Sends `GET /echo` as alice on `client`; the status.
+async fn echo_status(
+    h: &Harness,
+    client: &mut hyper::client::conn::http1::SendRequest<ProxyBodyOut>,
+) -> StatusCode {
+    let token = h.token("alice", &["devs"]);
+    let response = client
+        .send_request(get("/echo", Some(&token)))
+        .await
+        .unwrap();
+    let status = response.status();
+    let _ = response.into_body().collect().await;
+    status
+}
+
+#[tokio::test]
+async fn ordinary_requests_share_one_http2_connection_per_worker() {
+    let h = harness_with(FakeOptions::default(), 1).await;
+    let mut client = h.http1().await;
+    for _ in 0..3 {
+        assert_eq!(echo_status(&h, &mut client).await, StatusCode::OK);
+    }
+    let seen = &h.fake.seen;
+    assert_eq!(
+        *seen.versions.lock().unwrap(),
+        vec![http::Version::HTTP_2; 3]
+    );
+    assert_eq!(
+        seen.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_closed_upstream_connection_is_dialled_again() {
+    // The apiserver sends GOAWAY and closes each connection after one request.
+    let options = FakeOptions {
+        requests_per_connection: Some(1),
+        ..FakeOptions::default()
+    };
+    let h = harness_with(options, 1).await;
+    let mut client = h.http1().await;
+    let seen = &h.fake.seen;
+    for round in 1..=3 {
+        assert_eq!(
+            echo_status(&h, &mut client).await,
+            StatusCode::OK,
+            "request {round}"
+        );
+        // Wait (bounded) until the apiserver has closed this connection.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.closed.load(std::sync::atomic::Ordering::SeqCst) < round {
+            assert!(
+                Instant::now() < deadline,
+                "the fake never closed connection {round}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(
+        seen.connections.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    assert_eq!(
+        *seen.versions.lock().unwrap(),
+        vec![http::Version::HTTP_2; 3]
+    );
+}
+
+#[tokio::test]
+async fn an_apiserver_without_http2_gets_http1_requests() {
+    let options = FakeOptions {
+        http1_only: true,
+        ..FakeOptions::default()
+    };
+    let h = harness_with(options, 1).await;
+    let mut client = h.http1().await;
+    for _ in 0..3 {
+        assert_eq!(echo_status(&h, &mut client).await, StatusCode::OK);
+    }
+    let seen = &h.fake.seen;
+    assert_eq!(
+        *seen.versions.lock().unwrap(),
+        vec![http::Version::HTTP_11; 3]
+    );
+    // One after the other: one kept-alive connection.
+    assert_eq!(
+        seen.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
     );
 }
 
