@@ -871,22 +871,28 @@ async fn echo_status(
     status
 }
 
-#[tokio::test]
-async fn ordinary_requests_share_one_http2_connection_per_worker() {
-    let h = harness_with(FakeOptions::default(), 1).await;
+/// Three `GET /echo`, one after the other, through a one-worker proxy in front of a fake
+/// apiserver set up with `options`: the HTTP version of each request the fake saw, and
+/// the connections it accepted.
+async fn three_echoes(options: FakeOptions) -> (Vec<http::Version>, usize) {
+    let h = harness_with(options, 1).await;
     let mut client = h.http1().await;
     for _ in 0..3 {
         assert_eq!(echo_status(&h, &mut client).await, StatusCode::OK);
     }
     let seen = &h.fake.seen;
-    assert_eq!(
-        *seen.versions.lock().unwrap(),
-        vec![http::Version::HTTP_2; 3]
-    );
-    assert_eq!(
+    let versions = seen.versions.lock().unwrap().clone();
+    (
+        versions,
         seen.connections.load(std::sync::atomic::Ordering::SeqCst),
-        1
-    );
+    )
+}
+
+#[tokio::test]
+async fn ordinary_requests_share_one_http2_connection_per_worker() {
+    let (versions, connections) = three_echoes(FakeOptions::default()).await;
+    assert_eq!(versions, vec![http::Version::HTTP_2; 3]);
+    assert_eq!(connections, 1);
 }
 
 #[tokio::test]
@@ -927,25 +933,14 @@ async fn a_closed_upstream_connection_is_dialled_again() {
 
 #[tokio::test]
 async fn an_apiserver_without_http2_gets_http1_requests() {
-    let options = FakeOptions {
+    let (versions, connections) = three_echoes(FakeOptions {
         http1_only: true,
         ..FakeOptions::default()
-    };
-    let h = harness_with(options, 1).await;
-    let mut client = h.http1().await;
-    for _ in 0..3 {
-        assert_eq!(echo_status(&h, &mut client).await, StatusCode::OK);
-    }
-    let seen = &h.fake.seen;
-    assert_eq!(
-        *seen.versions.lock().unwrap(),
-        vec![http::Version::HTTP_11; 3]
-    );
+    })
+    .await;
+    assert_eq!(versions, vec![http::Version::HTTP_11; 3]);
     // One after the other: one kept-alive connection.
-    assert_eq!(
-        seen.connections.load(std::sync::atomic::Ordering::SeqCst),
-        1
-    );
+    assert_eq!(connections, 1);
 }
 
 #[tokio::test]
