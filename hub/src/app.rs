@@ -569,10 +569,12 @@ fn create_private_dir(dir: &Path) -> Result<(), ConfigError> {
         })
 }
 
-/// Writes `text` to `path` with mode 0600 (replacing it).
+/// Writes `text` to `path` with mode 0600, replacing it: an existing file is truncated and
+/// set to 0600 before anything is written (the mode given to `open` applies only to a new
+/// file).
 fn write_private_file(path: &Path, text: &str) -> Result<(), ConfigError> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 
     std::fs::OpenOptions::new()
         .write(true)
@@ -580,7 +582,10 @@ fn write_private_file(path: &Path, text: &str) -> Result<(), ConfigError> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .and_then(|mut file| {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(text.as_bytes())
+        })
         .map_err(|err| ConfigError::DevDir {
             path: path.to_owned(),
             reason: err.to_string(),
@@ -603,6 +608,22 @@ mod tests {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         }
+    }
+
+    #[tokio::test]
+    async fn dev_mode_rewrites_its_config_file_private_even_if_it_was_not() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("hub-dev");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let file = data_dir.join(DEV_CONFIG_FILE);
+        std::fs::write(&file, "stale").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let source = ConfigSource::Dev { data_dir };
+        Prepared::new(&source, &dev_overrides()).await.unwrap();
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        assert_ne!(std::fs::read_to_string(&file).unwrap(), "stale");
     }
 
     #[tokio::test]
