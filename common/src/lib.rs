@@ -1,6 +1,7 @@
 //! Types shared by the Tether hub, agent and CLI.
 //!
 //! Modules:
+//! - [`fs`]: [`fs::write_private`], files with mode 0600.
 //! - [`kube`]: kubeconfig files that keep unknown fields through an edit, and the
 //!   `ExecCredential` a kubectl exec plugin prints.
 //! - [`pin`]: trusting a hub by `--ca-hash sha256:...`: [`pin::CaPin`] and the rustls
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod fs;
 pub mod kube;
 pub mod pin;
 pub mod secret;

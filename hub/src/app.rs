@@ -569,27 +569,12 @@ fn create_private_dir(dir: &Path) -> Result<(), ConfigError> {
         })
 }
 
-/// Writes `text` to `path` with mode 0600, replacing it: an existing file is truncated and
-/// set to 0600 before anything is written (the mode given to `open` applies only to a new
-/// file).
+/// Writes `text` to `path` with mode 0600, replacing it.
 fn write_private_file(path: &Path, text: &str) -> Result<(), ConfigError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut file| {
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            file.write_all(text.as_bytes())
-        })
-        .map_err(|err| ConfigError::DevDir {
-            path: path.to_owned(),
-            reason: err.to_string(),
-        })
+    tether_common::fs::write_private(path, text.as_bytes()).map_err(|err| ConfigError::DevDir {
+        path: path.to_owned(),
+        reason: err.to_string(),
+    })
 }
 
 /// Generates the dev KEK (mode 0600) unless it exists.

@@ -10,18 +10,7 @@ use crate::error::{Error, Result};
 /// kubeconfigs): a new file is created with mode 0600, an existing one is truncated and set
 /// to 0600 before anything is written.
 pub fn write_private(path: &Path, content: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| {
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            f.write_all(content)
-        })
+    tether_common::fs::write_private(path, content)
         .map_err(Error::io(format!("writing {}", path.display())))
 }
 
