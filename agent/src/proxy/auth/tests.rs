@@ -141,6 +141,11 @@ fn refusals() {
             vec![format!("Bearer {good} {good}")],
             "malformed Authorization header",
         ),
+        (
+            "a tab inside the token",
+            vec![format!("Bearer {good}\t{good}")],
+            "malformed Authorization header",
+        ),
         ("garbage", vec![bearer("not-a-jwt")], "invalid bearer token"),
         (
             "tampered signature",

@@ -28,6 +28,40 @@ fn hop_by_hop_headers_are_removed() {
 }
 
 #[test]
+fn each_hop_by_hop_header_is_removed_when_it_is_the_only_one() {
+    // The fast path looks for any of them before removing: each must be found on its own.
+    for name in [
+        "connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "keep-alive",
+        "proxy-connection",
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_static("x"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1, "{name}: {headers:?}");
+        assert!(headers.contains_key(header::ACCEPT), "{name}");
+    }
+}
+
+#[test]
+fn headers_without_hop_by_hop_ones_are_kept() {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    headers.append("x-kept", HeaderValue::from_static("1"));
+    headers.append("x-kept", HeaderValue::from_static("2"));
+    let before = headers.clone();
+    strip_hop_by_hop(&mut headers);
+    assert_eq!(headers, before);
+}
+
+#[test]
 fn token_file_is_reread_when_it_changes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("token");
