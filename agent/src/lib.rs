@@ -12,11 +12,13 @@
 //!   and the `status.json` the e2e tests read.
 //! - [`proxy`]: the impersonating proxy in front of the spoke's kube-apiserver.
 //! - [`metrics_server`]: `--metrics-listen`, the Prometheus endpoint.
+//! - [`log_fields`]: the log lines' fields, as `tracing-subscriber` writes them, faster.
 //! - [`log_writer`]: standard error for the logs, batched on the proxy's worker threads.
 
 pub mod error;
 pub mod identity;
 pub mod join;
+pub mod log_fields;
 pub mod log_writer;
 pub mod metrics_server;
 pub mod proxy;

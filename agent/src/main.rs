@@ -154,6 +154,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(tether_agent::log_writer::Stderr)
+        // The default formatter's text, without `core::fmt` for plain fields (the audit
+        // record of every proxied request).
+        .fmt_fields(tether_agent::log_fields::Fields)
         // Colours only on a terminal (and never with NO_COLOR): logs in files and
         // pipes stay plain text.
         .with_ansi(

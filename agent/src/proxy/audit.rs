@@ -2,6 +2,7 @@
 //! a JSON formatter turns into one object. A record never contains a token: the caller gives
 //! no header, and query parameters that can carry credentials are redacted by [`record`].
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use http::Method;
@@ -37,15 +38,18 @@ pub struct AuditEvent {
 }
 
 /// Emits the audit record of `e` at INFO on [`TARGET`].
+///
+/// Every text field is a string value, so a log formatter quotes and escapes it: a user or
+/// group name with a space or a newline in it cannot forge a field or a line.
 pub fn record(e: &AuditEvent) {
     tracing::info!(
         target: TARGET,
-        user = %e.user,
-        groups = %e.groups.join(","),
+        user = e.user.as_str(),
+        groups = e.groups.join(",").as_str(),
         impersonated_by = e.impersonated_by.as_deref(),
         sid = e.sid.as_deref(),
         verb = e.verb,
-        path = %redact_path(&e.path),
+        path = &*redact_path(&e.path),
         status = e.status,
         duration_ms = u64::try_from(e.duration.as_millis()).unwrap_or(u64::MAX),
         upgraded = e.upgraded,
@@ -55,25 +59,31 @@ pub fn record(e: &AuditEvent) {
 
 /// `path_and_query` with the value of every credential-carrying query parameter replaced by
 /// `REDACTED`. Other parameters (`watch`, `labelSelector`, `command`...) are kept.
-pub fn redact_path(path_and_query: &str) -> String {
+pub fn redact_path(path_and_query: &str) -> Cow<'_, str> {
     let Some((path, query)) = path_and_query.split_once('?') else {
-        return path_and_query.to_owned();
+        return Cow::Borrowed(path_and_query);
     };
+    let secret = |pair: &str| {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        SECRET_QUERY_PARAMS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(name))
+    };
+    if !query.split('&').any(secret) {
+        return Cow::Borrowed(path_and_query);
+    }
     let query: Vec<String> = query
         .split('&')
         .map(|pair| {
-            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-            if SECRET_QUERY_PARAMS
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(name))
-            {
+            if secret(pair) {
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
                 format!("{name}=REDACTED")
             } else {
                 pair.to_owned()
             }
         })
         .collect();
-    format!("{path}?{}", query.join("&"))
+    Cow::Owned(format!("{path}?{}", query.join("&")))
 }
 
 /// The Kubernetes verb of a request, as the API server's `RequestInfo` derives it, except that

@@ -158,6 +158,8 @@ fn credentials_in_the_query_are_redacted() {
         ),
         ("/x?refresh_token", "/x?refresh_token=REDACTED"),
         ("/exec?command=ls&command=-l", "/exec?command=ls&command=-l"),
+        ("/x?tokens=1&my_token=2", "/x?tokens=1&my_token=2"),
+        ("/x?", "/x?"),
     ];
     for (path, redacted) in cases {
         assert_eq!(redact_path(path), redacted);
@@ -230,5 +232,59 @@ fn record_is_one_json_line_without_the_token() {
     assert_eq!(
         fields["path"],
         "/api/v1/namespaces/a/pods/p/exec?command=sh&access_token=REDACTED"
+    );
+}
+
+#[test]
+fn text_fields_are_quoted_so_a_name_cannot_forge_a_line() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    // The agent's own text format (main.rs).
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .fmt_fields(crate::log_fields::Fields)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        record(&AuditEvent {
+            user: "eve\n2026-01-01T00:00:00Z  INFO tether_agent::audit: user=admin".to_owned(),
+            groups: vec!["ops team".to_owned(), "dev".to_owned()],
+            impersonated_by: None,
+            sid: Some("sess-1".to_owned()),
+            verb: "get",
+            path: "/api/v1/pods".to_owned(),
+            status: 200,
+            duration: Duration::from_millis(1),
+            upgraded: false,
+        });
+    });
+    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains(
+            r#"user="eve\n2026-01-01T00:00:00Z  INFO tether_agent::audit: user=admin" groups="ops team,dev""#
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            r#"sid="sess-1" verb="get" path="/api/v1/pods" status=200 duration_ms=1 upgraded=false"#
+        ),
+        "{out}"
     );
 }
