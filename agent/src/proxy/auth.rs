@@ -202,9 +202,10 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ProxyError> {
         ));
     }
     let token = token.trim_matches(' ');
-    // A byte scan: `contains([' ', '\t'])` decodes chars and was ~5,500 instructions for a
-    // 1 KB token.
-    if token.is_empty() || token.bytes().any(|b| b == b' ' || b == b'\t') {
+    // One `char` at a time each: `memchr` over the bytes, a word at a time. (callgrind, 1 KB
+    // token: `contains([' ', '\t'])` decodes every char, ~5,500 instructions; a byte-wise
+    // `any` or `fold` ~3,000.)
+    if token.is_empty() || token.contains(' ') || token.contains('\t') {
         return Err(ProxyError::Unauthorized("malformed Authorization header"));
     }
     Ok(token)

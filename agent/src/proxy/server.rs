@@ -137,11 +137,16 @@ impl Proxy {
             UpgradeKind::Allowed(_) => {
                 event.upgraded = true;
                 let open = event.clone();
-                let response = upgrade::forward(&self.upstream, req, move || UpgradeRecord {
-                    _guard: UpgradedConnectionGuard::new(),
-                    event: open,
-                    started,
-                })
+                // Boxed: its future (a dial of its own) is ~2.7 KB, and inline it would make
+                // every request's future that large. hyper spawns a task per HTTP/2 stream,
+                // so that is copied at every request; upgrades are rare.
+                let response = Box::pin(upgrade::forward(&self.upstream, req, move || {
+                    UpgradeRecord {
+                        _guard: UpgradedConnectionGuard::new(),
+                        event: open,
+                        started,
+                    }
+                }))
                 .await
                 .map_err(bad_gateway)?;
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
