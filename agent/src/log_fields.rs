@@ -151,4 +151,4 @@ impl Visit for Visitor<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,9 +5,16 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use super::*;
 
-/// The lines written through it.
+/// A log writer for tests: the lines written through it.
 #[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Buffer {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
 
 impl Write for Buffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -111,7 +118,19 @@ where
         .with_writer(buffer.clone())
         .finish();
     tracing::subscriber::with_default(subscriber, events);
-    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    buffer.text()
+}
+
+/// What `emit` logs in the agent's text format (main.rs, without colours).
+pub(crate) fn agent_text(emit: impl FnOnce()) -> String {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .fmt_fields(Fields)
+        .with_writer(buffer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, emit);
+    buffer.text()
 }
 
 #[test]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::log_fields::tests::{Buffer, agent_text};
 
 #[test]
 fn verbs() {
@@ -183,26 +184,10 @@ fn record_does_not_panic() {
 
 #[test]
 fn record_is_one_json_line_without_the_token() {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     let buffer = Buffer::default();
-    let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
-        .with_writer(move || writer.clone())
+        .with_writer(buffer.clone())
         .finish();
     tracing::subscriber::with_default(subscriber, || {
         record(&AuditEvent {
@@ -218,7 +203,7 @@ fn record_is_one_json_line_without_the_token() {
             upgraded: true,
         });
     });
-    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let out = buffer.text();
     assert!(!out.contains("eyJhbGc"), "{out}");
     let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(line["target"], TARGET);
@@ -237,30 +222,7 @@ fn record_is_one_json_line_without_the_token() {
 
 #[test]
 fn text_fields_are_quoted_so_a_name_cannot_forge_a_line() {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    // The agent's own text format (main.rs).
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .fmt_fields(crate::log_fields::Fields)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    let out = agent_text(|| {
         record(&AuditEvent {
             user: "eve\n2026-01-01T00:00:00Z  INFO tether_agent::audit: user=admin".to_owned(),
             groups: vec!["ops team".to_owned(), "dev".to_owned()],
@@ -273,7 +235,6 @@ fn text_fields_are_quoted_so_a_name_cannot_forge_a_line() {
             upgraded: false,
         });
     });
-    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(
         out.contains(
