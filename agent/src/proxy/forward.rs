@@ -3,14 +3,19 @@
 //! - [`UpstreamConfig`]: where the apiserver is and how to trust it: in-cluster
 //!   (`KUBERNETES_SERVICE_HOST`, the mounted ServiceAccount token and `ca.crt`) or flags.
 //! - [`TokenFile`]: the token, re-read when the file changes (projected tokens rotate).
-//! - [`Upstream`]: a pooled hyper-util client (HTTP/2 or HTTP/1.1 by ALPN) for ordinary
-//!   requests, a pooled HTTP/1.1 client for long-lived streams (watches, `logs -f`), and an
-//!   HTTP/1.1-only one for upgrades; TLS checked against the apiserver CA only.
+//! - [`Upstream`]: a pooled hyper-util client for ordinary requests and long-lived streams
+//!   (watches, `logs -f`), and one that dials a connection of its own for each upgrade;
+//!   HTTP/1.1 only, TLS checked against the apiserver CA only.
 //!
-//! Long-lived streams get their own HTTP/1.1 connections because an HTTP/2 connection
-//! carries a bounded number of streams (kube-apiserver: 250 by default): with every watch
-//! on one pooled HTTP/2 connection, the 251st request — watch or not — would wait for a
-//! stream that never frees (measured by `scripts/bench-proxy`).
+//! HTTP/1.1 and not HTTP/2, although kube-apiserver offers both: every request in flight
+//! has a connection of its own (idle ones are kept for 45 s), and
+//! - kube-apiserver (Go's `net/http`) spends ~10 % less CPU on a request that comes over
+//!   HTTP/1.1 than on the same request as an HTTP/2 stream (`scripts/bench-proxy`,
+//!   docs/benchmarks.md). The apiserver's CPU is the control plane's, shared by every
+//!   client of the cluster; the agent's costs it a few percent more on its own node;
+//! - a watch or a followed log holds its connection for its whole life. On one HTTP/2
+//!   connection they would exhaust its streams (kube-apiserver allows 250), and the 251st
+//!   request — watch or not — would wait for one that never frees.
 //!
 //! Bodies are streamed both ways: the client's `Incoming` body is the upstream request's
 //! body and the upstream's `Incoming` is the client's response body.
@@ -91,8 +96,8 @@ impl UpstreamConfig {
         })
     }
 
-    /// A TLS client config trusting only the apiserver CA, with `alpn`.
-    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, SetupError> {
+    /// A TLS client config trusting only the apiserver CA, offering HTTP/1.1 only.
+    pub fn client_config(&self) -> Result<ClientConfig, SetupError> {
         let mut roots = rustls::RootCertStore::empty();
         for ca in crate::tls::certs_from_pem(&self.ca_pem, "apiserver CA")? {
             roots.add(ca).map_err(SetupError::Rustls)?;
@@ -102,7 +107,7 @@ impl UpstreamConfig {
             .map_err(SetupError::Rustls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
 
@@ -256,11 +261,13 @@ pub fn is_long_lived(path_and_query: &str) -> bool {
 /// What kind of exchange a request is, which picks the upstream client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exchange {
-    /// A request and its response: the pooled client (HTTP/2 when the apiserver offers it).
+    /// A request and its response: a pooled connection.
     Ordinary,
-    /// A watch or a followed log ([`is_long_lived`]): its own HTTP/1.1 connection.
+    /// A watch or a followed log ([`is_long_lived`]): a pooled connection too, but its
+    /// response goes to the client as it comes (no wait for a first body frame).
     LongLived,
-    /// An upgrade (exec, attach, port-forward): the `Upgrade` headers kept, HTTP/1.1.
+    /// An upgrade (exec, attach, port-forward): the `Upgrade` headers kept, a connection
+    /// of its own that the spliced streams then own.
     Upgrade,
 }
 
@@ -275,15 +282,21 @@ impl Exchange {
     }
 }
 
+/// How long an idle upstream connection is kept for the next request: well under
+/// kube-apiserver's own idle timeout (90 s), so that the agent does not send a request on
+/// a connection the apiserver is closing at that moment.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// The apiserver: base URI, token, and the clients.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     token: Arc<TokenFile>,
+    /// Ordinary requests and long-lived streams: kept-alive connections, reused.
     pooled: Client<UpstreamConnector, Incoming>,
-    streaming: Client<UpstreamConnector, Incoming>,
-    http1: Client<UpstreamConnector, Incoming>,
+    /// Upgrades: a new connection each, never returned to a pool.
+    upgrades: Client<UpstreamConnector, Incoming>,
 }
 
 impl Upstream {
@@ -301,32 +314,21 @@ impl Upstream {
         }
         let authority = uri.authority().cloned().ok_or_else(bad)?;
         let token = Arc::new(TokenFile::open(config.token_file.clone(), recheck)?);
-        let both = UpstreamConnector::new(config.client_config(&[b"h2", b"http/1.1"])?);
-        let only1 = UpstreamConnector::new(config.client_config(&[b"http/1.1"])?);
+        let connector = UpstreamConnector::new(config.client_config()?);
         let pooled = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .http2_keep_alive_while_idle(true)
-            .build(both);
-        let streaming = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(UpstreamConnector::new(
-                config.client_config(&[b"http/1.1"])?,
-            ));
-        let http1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector.clone());
+        let upgrades = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build(only1);
+            .build(connector);
         Ok(Self {
             scheme: http::uri::Scheme::HTTPS,
             authority,
             token,
             pooled,
-            streaming,
-            http1,
+            upgrades,
         })
     }
 
@@ -372,9 +374,8 @@ impl Upstream {
             .insert(header::AUTHORIZATION, self.token.bearer());
         let req = Request::from_parts(parts, body);
         let client = match exchange {
-            Exchange::Upgrade => &self.http1,
-            Exchange::LongLived => &self.streaming,
-            Exchange::Ordinary => &self.pooled,
+            Exchange::Upgrade => &self.upgrades,
+            Exchange::Ordinary | Exchange::LongLived => &self.pooled,
         };
         let mut response = client.request(req).await.map_err(ForwardError::Upstream)?;
         if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
@@ -418,7 +419,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Dials the apiserver: TCP then TLS with the apiserver CA; reports ALPN `h2` to the pool.
+/// Dials the apiserver: TCP then TLS with the apiserver CA (HTTP/1.1 by ALPN).
 #[derive(Clone)]
 pub struct UpstreamConnector {
     tls: TlsConnector,
@@ -478,13 +479,7 @@ pub struct UpstreamIo(TokioIo<TlsStream<TcpStream>>);
 
 impl Connection for UpstreamIo {
     fn connected(&self) -> Connected {
-        let (_, session) = self.0.inner().get_ref();
-        let connected = Connected::new();
-        if session.alpn_protocol() == Some(b"h2") {
-            connected.negotiated_h2()
-        } else {
-            connected
-        }
+        Connected::new()
     }
 }
 

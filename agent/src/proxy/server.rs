@@ -212,10 +212,10 @@ fn bad_gateway(e: ForwardError) -> ProxyError {
 
 /// A complete response (a `Content-Length` above 0; watches and followed logs never come
 /// here) is answered once its first body frame is in, so that its head and body leave in
-/// one write and reach the client in one wake-up. kube-apiserver sends a response's
-/// HEADERS and DATA frames in two writes (Go's HTTP/2 server flushes the head before the
-/// handler queues the body), and forwarded as they came they cost the agent and the
-/// client a write and a wake-up more per request. The wait is bounded by
+/// one write and reach the client in one wake-up. kube-apiserver may send a response's
+/// head and body in two writes (over HTTP/2 it did for every response: Go's HTTP/2 server
+/// flushes the head before the handler queues the body), and forwarded as they came they
+/// cost the agent and the client a write and a wake-up more per request. The wait is bounded by
 /// [`FIRST_FRAME_WAIT`]; the body is never read further than its first frame.
 async fn with_first_frame(response: Response<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
     let sized = response

@@ -82,9 +82,8 @@ struct Fake {
 /// How the fake apiserver differs from kube-apiserver.
 #[derive(Debug, Clone, Default)]
 struct FakeOptions {
-    /// Offers only HTTP/1.1 in ALPN (kube-apiserver offers `h2` too).
-    http1_only: bool,
-    /// Closes each connection gracefully (HTTP/2: GOAWAY) after this many requests.
+    /// Closes each connection gracefully (HTTP/1.1: `Connection: close` on the last
+    /// response) after this many requests.
     requests_per_connection: Option<usize>,
 }
 
@@ -96,11 +95,8 @@ async fn fake_apiserver_with(options: FakeOptions) -> Fake {
         key_pem,
         ca_pem: ca.pem(),
     };
-    let mut tls_config = Arc::unwrap_or_clone(cert.server_config().unwrap());
-    if options.http1_only {
-        tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    }
-    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    // Offers `h2` and `http/1.1` in ALPN, as kube-apiserver does.
+    let acceptor = TlsAcceptor::from(cert.server_config().unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
@@ -889,18 +885,18 @@ async fn three_echoes(options: FakeOptions) -> (Vec<http::Version>, usize) {
 }
 
 #[tokio::test]
-async fn ordinary_requests_share_one_http2_connection_per_worker() {
+async fn ordinary_requests_reuse_one_http1_connection() {
+    // The fake offers HTTP/2 too; the agent asks for HTTP/1.1 only.
     let (versions, connections) = three_echoes(FakeOptions::default()).await;
-    assert_eq!(versions, vec![http::Version::HTTP_2; 3]);
+    assert_eq!(versions, vec![http::Version::HTTP_11; 3]);
     assert_eq!(connections, 1);
 }
 
 #[tokio::test]
 async fn a_closed_upstream_connection_is_dialled_again() {
-    // The apiserver sends GOAWAY and closes each connection after one request.
+    // The apiserver answers `Connection: close` and closes each connection after one request.
     let options = FakeOptions {
         requests_per_connection: Some(1),
-        ..FakeOptions::default()
     };
     let h = harness_with(options, 1).await;
     let mut client = h.http1().await;
@@ -927,20 +923,47 @@ async fn a_closed_upstream_connection_is_dialled_again() {
     );
     assert_eq!(
         *seen.versions.lock().unwrap(),
-        vec![http::Version::HTTP_2; 3]
+        vec![http::Version::HTTP_11; 3]
     );
 }
 
 #[tokio::test]
-async fn an_apiserver_without_http2_gets_http1_requests() {
-    let (versions, connections) = three_echoes(FakeOptions {
-        http1_only: true,
-        ..FakeOptions::default()
-    })
-    .await;
-    assert_eq!(versions, vec![http::Version::HTTP_11; 3]);
-    // One after the other: one kept-alive connection.
-    assert_eq!(connections, 1);
+async fn a_watch_keeps_its_connection_and_other_requests_share_another() {
+    let h = harness_with(FakeOptions::default(), 1).await;
+    let mut watcher = h.http1().await;
+    let token = h.token("alice", &[]);
+    let watch = tokio::spawn({
+        let request = get("/watch?watch=true", Some(&token));
+        async move { watcher.send_request(request).await.unwrap() }
+    });
+    h.fake
+        .chunks
+        .send(Bytes::from_static(b"{\"type\":\"ADDED\"}\n"))
+        .await
+        .unwrap();
+    let mut body = watch.await.unwrap().into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("the watch's first event arrives")
+        .unwrap()
+        .unwrap();
+    assert!(first.is_data());
+    // The watch is open and holds its upstream connection: the ordinary requests go on a
+    // second one, one after the other, kept alive between them.
+    let mut client = h.http1().await;
+    for _ in 0..3 {
+        assert_eq!(echo_status(&h, &mut client).await, StatusCode::OK);
+    }
+    let seen = &h.fake.seen;
+    assert_eq!(
+        seen.connections.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    assert_eq!(
+        *seen.versions.lock().unwrap(),
+        vec![http::Version::HTTP_11; 4]
+    );
+    drop(body);
 }
 
 #[tokio::test]
