@@ -9,10 +9,11 @@
 //!
 //! HTTP/1.1 and not HTTP/2, although kube-apiserver offers both: every request in flight
 //! has a connection of its own (idle ones are kept for 45 s), and
-//! - kube-apiserver (Go's `net/http`) spends ~10 % less CPU on a request that comes over
-//!   HTTP/1.1 than on the same request as an HTTP/2 stream (`scripts/bench-proxy`,
-//!   docs/benchmarks.md). The apiserver's CPU is the control plane's, shared by every
-//!   client of the cluster; the agent's costs it a few percent more on its own node;
+//! - kube-apiserver (Go's `net/http`) spends 4-12 % less CPU on a request that comes over
+//!   HTTP/1.1 than on the same request as an HTTP/2 stream, 12 % with CPUs of its own
+//!   (`scripts/bench-proxy`, docs/benchmarks.md). The apiserver's CPU is the control
+//!   plane's, shared by every client of the cluster; the agent's own CPU per request
+//!   stayed within the noise;
 //! - a watch or a followed log holds its connection for its whole life. On one HTTP/2
 //!   connection they would exhaust its streams (kube-apiserver allows 250), and the 251st
 //!   request — watch or not — would wait for one that never frees.
