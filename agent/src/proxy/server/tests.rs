@@ -482,9 +482,10 @@ async fn request_bodies_are_forwarded() {
     assert_eq!(&body[..], b"{\"kind\":\"Pod\"}");
 }
 
-#[tokio::test]
-async fn watch_streams_chunk_by_chunk() {
-    let h = harness().await;
+/// Opens `/watch?watch=true` through the proxy as alice on a connection of its own and
+/// has the fake apiserver send one event: the response's status, its body (still open),
+/// and the event as the client got it.
+async fn open_watch(h: &Harness) -> (StatusCode, Incoming, Bytes) {
     let mut client = h.http1().await;
     let token = h.token("alice", &[]);
     let response = tokio::spawn({
@@ -497,15 +498,23 @@ async fn watch_streams_chunk_by_chunk() {
         .await
         .unwrap();
     let response = response.await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let status = response.status();
     let mut body = response.into_body();
     let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
         .await
-        .expect("the first chunk arrives before the last is sent")
+        .expect("the first event arrives while the watch is open")
         .unwrap()
         .unwrap()
         .into_data()
         .unwrap();
+    (status, body, first)
+}
+
+#[tokio::test]
+async fn watch_streams_chunk_by_chunk() {
+    let h = harness().await;
+    let (status, mut body, first) = open_watch(&h).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(&first[..], b"{\"type\":\"ADDED\"}\n");
     let sent_last = Instant::now();
     h.fake
@@ -930,24 +939,9 @@ async fn a_closed_upstream_connection_is_dialled_again() {
 #[tokio::test]
 async fn a_watch_keeps_its_connection_and_other_requests_share_another() {
     let h = harness_with(FakeOptions::default(), 1).await;
-    let mut watcher = h.http1().await;
-    let token = h.token("alice", &[]);
-    let watch = tokio::spawn({
-        let request = get("/watch?watch=true", Some(&token));
-        async move { watcher.send_request(request).await.unwrap() }
-    });
-    h.fake
-        .chunks
-        .send(Bytes::from_static(b"{\"type\":\"ADDED\"}\n"))
-        .await
-        .unwrap();
-    let mut body = watch.await.unwrap().into_body();
-    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
-        .await
-        .expect("the watch's first event arrives")
-        .unwrap()
-        .unwrap();
-    assert!(first.is_data());
+    let (status, body, first) = open_watch(&h).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&first[..], b"{\"type\":\"ADDED\"}\n");
     // The watch is open and holds its upstream connection: the ordinary requests go on a
     // second one, one after the other, kept alive between them.
     let mut client = h.http1().await;
