@@ -876,14 +876,13 @@ async fn echo_status(
     status
 }
 
-/// Three `GET /echo`, one after the other, through a one-worker proxy in front of a fake
-/// apiserver set up with `options`: the HTTP version of each request the fake saw, and
-/// the connections it accepted.
-async fn three_echoes(options: FakeOptions) -> (Vec<http::Version>, usize) {
-    let h = harness_with(options, 1).await;
+/// Three `GET /echo` through `h`, one after the other on one client connection: the HTTP
+/// version of each request the fake apiserver has seen so far, and the connections it
+/// has accepted.
+async fn three_echoes(h: &Harness) -> (Vec<http::Version>, usize) {
     let mut client = h.http1().await;
     for _ in 0..3 {
-        assert_eq!(echo_status(&h, &mut client).await, StatusCode::OK);
+        assert_eq!(echo_status(h, &mut client).await, StatusCode::OK);
     }
     let seen = &h.fake.seen;
     let versions = seen.versions.lock().unwrap().clone();
@@ -896,7 +895,8 @@ async fn three_echoes(options: FakeOptions) -> (Vec<http::Version>, usize) {
 #[tokio::test]
 async fn ordinary_requests_reuse_one_http1_connection() {
     // The fake offers HTTP/2 too; the agent asks for HTTP/1.1 only.
-    let (versions, connections) = three_echoes(FakeOptions::default()).await;
+    let h = harness_with(FakeOptions::default(), 1).await;
+    let (versions, connections) = three_echoes(&h).await;
     assert_eq!(versions, vec![http::Version::HTTP_11; 3]);
     assert_eq!(connections, 1);
 }
@@ -944,19 +944,9 @@ async fn a_watch_keeps_its_connection_and_other_requests_share_another() {
     assert_eq!(&first[..], b"{\"type\":\"ADDED\"}\n");
     // The watch is open and holds its upstream connection: the ordinary requests go on a
     // second one, one after the other, kept alive between them.
-    let mut client = h.http1().await;
-    for _ in 0..3 {
-        assert_eq!(echo_status(&h, &mut client).await, StatusCode::OK);
-    }
-    let seen = &h.fake.seen;
-    assert_eq!(
-        seen.connections.load(std::sync::atomic::Ordering::SeqCst),
-        2
-    );
-    assert_eq!(
-        *seen.versions.lock().unwrap(),
-        vec![http::Version::HTTP_11; 4]
-    );
+    let (versions, connections) = three_echoes(&h).await;
+    assert_eq!(connections, 2);
+    assert_eq!(versions, vec![http::Version::HTTP_11; 4]);
     drop(body);
 }
 
