@@ -4,8 +4,9 @@
 //! spoke kube-apiserver, `tether-agent run` with its proxy, a TCP relay and HAProxy), then
 //! measures:
 //!
-//! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench` on five
-//!   paths, at concurrency 1, 16 and 64 (or `--levels`) for a fixed time each:
+//! * latency and throughput of `GET /api/v1/namespaces/default/configmaps/bench` (or with
+//!   `--list N` a list of N ConfigMaps of 1 KiB data each) on five paths, at concurrency 1,
+//!   16 and 64 (or `--levels`) for a fixed time each:
 //!   - DIRECT to the apiserver with the cluster admin client certificate;
 //!   - RELAY: exactly the direct path's client (admin certificate, TLS end to end with the
 //!     apiserver) through a plain TCP relay in its own process (this binary re-executed as
@@ -111,6 +112,10 @@ kind: ConfigMap
 metadata: {name: bench, namespace: default}
 data: {replicas: "3", image: "registry.example/app:1.2.3", mode: "benchmark"}
 "#;
+/// With `--list N`: the namespace of the N ConfigMaps, the bytes of data in each, the most.
+const LIST_NAMESPACE: &str = "bench-list";
+const LIST_ITEM_BYTES: usize = 1024;
+const MAX_LIST: u64 = 1000;
 /// Concurrency levels measured by default.
 const LEVELS: [usize; 3] = [1, 16, 64];
 /// The most concurrent clients one level may have.
@@ -184,6 +189,11 @@ struct Args {
     /// agent with one client only.
     #[arg(long, value_delimiter = ',', default_values_t = LEVELS, value_parser = parse_level)]
     levels: Vec<usize>,
+    /// Measure a list of N ConfigMaps of [`LIST_ITEM_BYTES`] each (`GET` of the namespace
+    /// [`LIST_NAMESPACE`]'s ConfigMaps, created at start) instead of a `GET` of one small
+    /// ConfigMap: a response the size of a typical `kubectl get`. 0 (the default): off.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_LIST))]
+    list: u64,
     /// Internal modes of this binary (hidden).
     #[command(subcommand)]
     mode: Option<Mode>,
@@ -220,6 +230,7 @@ async fn run(args: &Args) -> Result<()> {
     let watches = usize::try_from(args.watches).context("--watches")?;
     let rounds = usize::try_from(args.rounds).context("--rounds")?;
     let duration = Duration::from_secs(args.seconds);
+    let workload = Workload::new(usize::try_from(args.list).context("--list")?);
     // Read before any pinning: afterwards this process may use one CPU only.
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     if args.pin {
@@ -240,6 +251,7 @@ async fn run(args: &Args) -> Result<()> {
         stack.haproxy.pid,
         stack.haproxy.describe()
     );
+    workload.create(&stack.spoke).await?;
     let pinning = if args.pin {
         let pinning = pin(&stack).await?;
         eprintln!("pinned: {pinning}");
@@ -247,7 +259,7 @@ async fn run(args: &Args) -> Result<()> {
     } else {
         None
     };
-    let result = measure(&stack, &args.levels, duration, rounds, watches).await;
+    let result = measure(&stack, &workload, &args.levels, duration, rounds, watches).await;
     if result.is_err() {
         eprintln!(
             "--- last lines of the agent log ---\n{}",
@@ -261,7 +273,7 @@ async fn run(args: &Args) -> Result<()> {
     report.pinning = pinning;
     report.haproxy_version.clone_from(&stack.haproxy.version);
     report.haproxy_threads = stack.haproxy.threads;
-    report.print(duration, &stack.agent_bin);
+    report.print(duration, &stack.agent_bin, &workload);
     Ok(())
 }
 
@@ -336,6 +348,7 @@ async fn taskset(cpu: usize, pid: u32) -> Result<()> {
 /// Every phase, in order.
 async fn measure(
     stack: &Stack,
+    workload: &Workload,
     concurrency_levels: &[usize],
     duration: Duration,
     rounds: usize,
@@ -355,7 +368,7 @@ async fn measure(
         Route::haproxy(stack, &token)?,
     ];
     for route in &routes {
-        route.warm_up().await?;
+        route.warm_up(workload).await?;
     }
     let cpu = Procs::new(stack)?;
 
@@ -380,7 +393,7 @@ async fn measure(
                 tokio::time::sleep(BETWEEN_RUNS).await;
                 let before = cpu.seconds()?;
                 let sample = routes[path as usize]
-                    .run_level(concurrency, duration)
+                    .run_level(workload, concurrency, duration)
                     .await?;
                 let after = cpu.seconds()?;
                 let run = Run::new(sample, before, after);
@@ -429,6 +442,112 @@ async fn measure(
         haproxy_version: String::new(),
         haproxy_threads: 0,
     })
+}
+
+/// What every measured request reads: the small ConfigMap `bench`, or with `--list N` the
+/// list of N ConfigMaps in [`LIST_NAMESPACE`].
+#[derive(Debug)]
+struct Workload {
+    /// 0: the one object.
+    list: usize,
+    path: String,
+}
+
+impl Workload {
+    fn new(list: usize) -> Self {
+        let path = if list == 0 {
+            OBJECT_PATH.to_owned()
+        } else {
+            format!("/api/v1/namespaces/{LIST_NAMESPACE}/configmaps")
+        };
+        Self { list, path }
+    }
+
+    /// The path and query every measured request gets.
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// For the report.
+    fn describe(&self) -> String {
+        if self.list == 0 {
+            format!("GET {}", self.path)
+        } else {
+            format!(
+                "GET {} (a list of {} ConfigMaps with {LIST_ITEM_BYTES} bytes of data each)",
+                self.path, self.list
+            )
+        }
+    }
+
+    /// Creates the list's namespace and ConfigMaps on the spoke (nothing for the one object,
+    /// which the stack creates).
+    async fn create(&self, spoke: &Cluster) -> Result<()> {
+        if self.list == 0 {
+            return Ok(());
+        }
+        let value = "x".repeat(LIST_ITEM_BYTES);
+        let items: Vec<Value> = (0..self.list)
+            .map(|i| {
+                json!({
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": format!("item-{i:04}"), "namespace": LIST_NAMESPACE},
+                    "data": {"value": value},
+                })
+            })
+            .collect();
+        let namespace = json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": LIST_NAMESPACE},
+        });
+        // One `List`, the namespace first; `create`, not `apply`, so that no item carries a
+        // copy of itself in a last-applied annotation.
+        let list = json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": std::iter::once(namespace).chain(items).collect::<Vec<_>>(),
+        });
+        let out = spoke
+            .kubectl_with(&["create", "-f", "-"], &[], Some(&list.to_string()))
+            .await?;
+        ensure!(
+            out.success(),
+            "creating {} ConfigMaps in {LIST_NAMESPACE}: kubectl create: {}",
+            self.list,
+            out.stderr
+        );
+        eprintln!("created {} ConfigMaps in {LIST_NAMESPACE}", self.list);
+        Ok(())
+    }
+
+    /// Whether `body` is what this workload reads.
+    fn check(&self, body: &Value) -> Result<()> {
+        if self.list == 0 {
+            ensure!(
+                body["data"]["mode"] == "benchmark",
+                "unexpected object {body}"
+            );
+            return Ok(());
+        }
+        let items = body["items"]
+            .as_array()
+            .with_context(|| format!("not a list: {}", body["kind"]))?;
+        ensure!(
+            items.len() == self.list,
+            "{} items, expected {}",
+            items.len(),
+            self.list
+        );
+        ensure!(
+            items
+                .iter()
+                .all(|i| i["data"]["value"].as_str().map(str::len) == Some(LIST_ITEM_BYTES)),
+            "an item without its {LIST_ITEM_BYTES} bytes of data"
+        );
+        Ok(())
+    }
 }
 
 /// The processes whose CPU time is read around every run, in [`CPU_NAMES`] order.
@@ -1169,8 +1288,10 @@ impl Route {
         Ok(route)
     }
 
-    /// Sends `Authorization: Bearer <token>` from now on, HPACK-indexed as kubectl (Go's
-    /// HTTP/2 client) sends it: the proxy decodes it once per connection, not per request.
+    /// Sends `Authorization: Bearer <token>` from now on, not marked sensitive (as kubectl
+    /// sends it). Still a Huffman-coded literal on every request: `h2` never HPACK-indexes an
+    /// `Authorization` value, where kubectl (Go's HTTP/2 client) indexes it once per
+    /// connection; so the proxy and HAProxy decode alice's token on every request here.
     fn set_bearer(&mut self, token: &str) -> Result<()> {
         self.headers.insert(AUTHORIZATION, bearer(token, false)?);
         Ok(())
@@ -1190,21 +1311,18 @@ impl Route {
             .headers(self.headers.clone())
     }
 
-    /// [`WARMUP`] reads at concurrency 16; checks the object and the protocol once.
-    async fn warm_up(&self) -> Result<()> {
+    /// [`WARMUP`] reads at concurrency 16; checks the response and the protocol once.
+    async fn warm_up(&self, workload: &Workload) -> Result<()> {
         let name = self.path.name();
-        let resp = self.request(OBJECT_PATH).send().await?;
+        let path = workload.path();
+        let resp = self.request(path).send().await?;
         let status = resp.status();
         let version = resp.version();
         let body: Value = resp.json().await?;
-        ensure!(
-            status.is_success(),
-            "{name}: GET {OBJECT_PATH}: {status}: {body}"
-        );
-        ensure!(
-            body["data"]["mode"] == "benchmark",
-            "{name}: unexpected object {body}"
-        );
+        ensure!(status.is_success(), "{name}: GET {path}: {status}: {body}");
+        workload
+            .check(&body)
+            .with_context(|| format!("{name}: GET {path}"))?;
         ensure!(
             version == reqwest::Version::HTTP_2,
             "{name}: spoke answered over {version:?}, not HTTP/2"
@@ -1212,7 +1330,7 @@ impl Route {
         let per = WARMUP / 16;
         let mut tasks = JoinSet::new();
         for _ in 0..16 {
-            let req = self.request(OBJECT_PATH);
+            let req = self.request(path);
             tasks.spawn(async move {
                 for _ in 0..per {
                     read_once(req.try_clone().context("cloning a request")?).await?;
@@ -1227,12 +1345,17 @@ impl Route {
     }
 
     /// `concurrency` loops of GET for `duration` on the one connection.
-    async fn run_level(&self, concurrency: usize, duration: Duration) -> Result<Sample> {
+    async fn run_level(
+        &self,
+        workload: &Workload,
+        concurrency: usize,
+        duration: Duration,
+    ) -> Result<Sample> {
         let start = Instant::now();
         let deadline = start + duration;
         let mut tasks = JoinSet::new();
         for _ in 0..concurrency {
-            let req = self.request(OBJECT_PATH);
+            let req = self.request(workload.path());
             tasks.spawn(async move {
                 let mut latencies = Vec::with_capacity(4096);
                 while Instant::now() < deadline {
@@ -1318,12 +1441,10 @@ impl ImpersonationCheck for NoClientImpersonation {
 async fn read_once(req: reqwest::RequestBuilder) -> Result<()> {
     let resp = req.send().await?;
     let status = resp.status();
+    let url = resp.url().path().to_owned();
     let body = resp.bytes().await?;
     if !status.is_success() {
-        bail!(
-            "GET {OBJECT_PATH}: {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
+        bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
     }
     Ok(())
 }
@@ -1747,7 +1868,7 @@ const TARGET_THROUGHPUT_PCT: f64 = 90.0;
 
 impl Report {
     /// The human tables, then the JSON summary on one line.
-    fn print(&self, duration: Duration, agent_bin: &std::path::Path) {
+    fn print(&self, duration: Duration, agent_bin: &std::path::Path, workload: &Workload) {
         let profile = if cfg!(debug_assertions) {
             "debug"
         } else {
@@ -1761,6 +1882,7 @@ impl Report {
             self.rounds,
             self.cores,
         );
+        println!("request: {}", workload.describe());
         match &self.pinning {
             Some(pinning) => println!("pinning (--pin): {pinning}"),
             None => println!("pinning: none (every process may run on any CPU; --pin pins them)"),
@@ -1872,7 +1994,7 @@ impl Report {
             "build": profile,
             "agent_bin": agent_bin.display().to_string(),
             "client": "reqwest, HTTP/2 prior knowledge over TLS, one connection per path",
-            "request": format!("GET {OBJECT_PATH}"),
+            "request": workload.describe(),
             "paths": {
                 "direct": "apiserver, cluster admin client certificate",
                 "impersonated_direct": "apiserver, the agent's ServiceAccount token and the proxy's Impersonate-* headers for alice",
